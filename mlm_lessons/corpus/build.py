@@ -1,0 +1,392 @@
+"""Corpora as the book uses them: cleaned documents with provenance, split without leakage, cached.
+
+``load_corpus("python-docs")`` (general English about programming), ``load_corpus("pytorch-docs")``
+(the domain) and ``load_corpus("numpy-docs")`` (a neighbouring domain) are built from
+documentation installed with the requirements, so nothing is downloaded. ``load_corpus(paths=...)``
+and ``load_corpus(texts=...)`` take the reader's own text.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .cleaning import clean_docstring, clean_plain_text, clean_reference_text
+
+__all__ = [
+    "Document", "Corpus", "CorpusStats", "SplitStats", "CORPUS_NAMES", "load_corpus",
+    "split_of", "cache_dir", "build_documents",
+]
+
+#: The corpora that can be built from installed documentation.
+CORPUS_NAMES = ("python-docs", "pytorch-docs", "numpy-docs")
+_FORMAT_VERSION = 1
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Document:
+    """A cleaned document and where it came from.
+
+    ``module`` and ``name`` say which object's docstring it is (``torch.nn.modules.linear`` /
+    ``Linear``); ``code_spans`` are the character ranges of ``text`` that the markup marked as code.
+    """
+
+    text: str
+    source: str
+    module: str
+    name: str
+    kind: str
+    code_spans: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def id(self) -> str:
+        """A short content hash: equal texts have equal ids."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
+
+    def code_words(self) -> list[str]:
+        """The text of each code span, in order."""
+        return [self.text[a:b] for a, b in self.code_spans]
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["code_spans"] = [list(s) for s in self.code_spans]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Document":
+        return cls(**{**d, "code_spans": tuple(tuple(s) for s in d.get("code_spans", ()))})
+
+
+@dataclass(frozen=True)
+class SplitStats:
+    documents: int
+    words: int
+    characters: int
+
+
+@dataclass(frozen=True)
+class CorpusStats:
+    """Sizes per split and a sha256 of the whole content (texts and provenance, in order)."""
+
+    name: str
+    train: SplitStats
+    valid: SplitStats
+    test: SplitStats
+    sha256: str
+
+    @property
+    def documents(self) -> int:
+        return self.train.documents + self.valid.documents + self.test.documents
+
+    @property
+    def words(self) -> int:
+        return self.train.words + self.valid.words + self.test.words
+
+    @property
+    def characters(self) -> int:
+        return self.train.characters + self.valid.characters + self.test.characters
+
+    def as_row(self) -> dict:
+        """A flat dict, convenient for a table."""
+        return {
+            "corpus": self.name, "documents": self.documents, "words": self.words,
+            "characters": self.characters, "train docs": self.train.documents,
+            "valid docs": self.valid.documents, "test docs": self.test.documents,
+            "sha256": self.sha256[:16],
+        }
+
+
+@dataclass
+class Corpus:
+    """Documents split into ``train``, ``valid`` and ``test`` by a hash of their text."""
+
+    name: str
+    train: list[Document]
+    valid: list[Document]
+    test: list[Document]
+    meta: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> list[Document]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+    def texts(self, split: str = "train") -> list[str]:
+        return [d.text for d in self.split(split)]
+
+    @property
+    def documents(self) -> list[Document]:
+        return self.train + self.valid + self.test
+
+    def stats(self) -> CorpusStats:
+        def one(docs):
+            return SplitStats(len(docs), sum(d.words for d in docs), sum(len(d.text) for d in docs))
+
+        return CorpusStats(self.name, one(self.train), one(self.valid), one(self.test), self.sha256())
+
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        for split in SPLITS:
+            h.update(f"\x00{split}\x00".encode())
+            for d in self.split(split):
+                h.update(json.dumps(d.to_json(), sort_keys=True, ensure_ascii=False).encode())
+                h.update(b"\n")
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (
+            f"Corpus({self.name!r}: {s.documents:,} documents, {s.words:,} words; "
+            f"train/valid/test = {s.train.documents:,}/{s.valid.documents:,}/{s.test.documents:,})"
+        )
+
+
+def split_of(text: str, valid_fraction: float = 0.05, test_fraction: float = 0.05) -> str:
+    """The split a text belongs to, decided by the sha256 of its text alone.
+
+    The same text always lands in the same split, whichever corpus or order it comes in, so a
+    duplicate can never sit on both sides of the train/test line.
+    """
+    _check_fractions(valid_fraction, test_fraction)
+    u = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + valid_fraction:
+        return "valid"
+    return "train"
+
+
+def _check_fractions(valid_fraction: float, test_fraction: float) -> None:
+    for label, v in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= v < 1:
+            raise ValueError(f"{label} must be in [0, 1), got {v!r}")
+    if valid_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"valid_fraction + test_fraction must leave room for training, got "
+            f"{valid_fraction!r} + {test_fraction!r} = {valid_fraction + test_fraction!r}"
+        )
+
+
+def _dedup_key(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def _make_corpus(name: str, docs: list[Document], valid_fraction: float, test_fraction: float, meta: dict) -> Corpus:
+    """De-duplicate (keeping the first by provenance), then split by content hash."""
+    by_key: dict[str, Document] = {}
+    for d in sorted(docs, key=lambda d: (d.source, d.module, d.name, d.kind, d.text)):
+        by_key.setdefault(_dedup_key(d.text), d)
+    unique = sorted(by_key.values(), key=lambda d: (d.source, d.module, d.name, d.kind, d.id))
+    splits: dict[str, list[Document]] = {s: [] for s in SPLITS}
+    for d in unique:
+        splits[split_of(d.text, valid_fraction, test_fraction)].append(d)
+    meta = {**meta, "duplicates_removed": len(docs) - len(unique),
+            "valid_fraction": valid_fraction, "test_fraction": test_fraction}
+    return Corpus(name, splits["train"], splits["valid"], splits["test"], meta)
+
+
+def build_documents(name: str, min_words: int = 5) -> tuple[list[Document], dict]:
+    """Harvest and clean the documents of a named corpus in *this* process (see :func:`load_corpus`)."""
+    from .harvest import harvest_package, harvest_stdlib
+
+    raws, meta = harvest_stdlib() if name == "python-docs" else harvest_package(name)
+    docs, short = [], 0
+    for r in raws:
+        if r.kind == "topic":
+            text, spans = clean_reference_text(r.raw), []
+        else:
+            text, spans = clean_docstring(r.raw)
+        if len(text.split()) < min_words:
+            short += 1
+            continue
+        docs.append(Document(text, r.source, r.module, r.name, r.kind, tuple(spans)))
+    return docs, {**meta, "raw_docstrings": len(raws), "too_short_removed": short, "min_words": min_words}
+
+
+def cache_dir() -> Path:
+    """Where built corpora are kept: ``$MLM_LESSONS_CACHE``, else ``$XDG_CACHE_HOME/mlm_lessons``,
+    else ``~/.cache/mlm_lessons``. Nothing here is tracked in git."""
+    env = os.environ.get("MLM_LESSONS_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mlm_lessons"
+
+
+def _versions(name: str) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    v = {"python": platform.python_version(), "platform": sys.platform, "format": _FORMAT_VERSION}
+    pkg = {"pytorch-docs": "torch", "numpy-docs": "numpy"}.get(name)
+    if pkg:
+        try:
+            v[pkg] = version(pkg)
+        except PackageNotFoundError as exc:
+            raise ValueError(f"corpus {name!r} needs the package {pkg!r}; install it with `pip install {pkg}`") from exc
+    # Editing the cleaning or harvesting code must invalidate the cache too.
+    code = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        code.update(f.read_bytes())
+    v["code"] = code.hexdigest()[:12]
+    return v
+
+
+def _cache_path(name: str, min_words: int) -> tuple[Path, dict]:
+    versions = _versions(name)
+    key = hashlib.sha256(json.dumps({**versions, "min_words": min_words}, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir() / "corpora" / f"{name}-{key}.json.gz", versions
+
+
+def _worker_env() -> dict:
+    """The environment of the build process: this package importable even if not installed."""
+    root = str(Path(__file__).resolve().parents[2])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else ""), "PYTHONWARNINGS": "ignore"}
+
+
+def _build_in_subprocess(name: str, min_words: int, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{name}-", suffix=".tmp")
+    os.close(fd)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlm_lessons.corpus._worker", name, str(min_words), tmp],
+            capture_output=True, text=True, env=_worker_env(),
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"building corpus {name!r} failed:\n{proc.stderr[-3000:]}")
+        os.replace(tmp, out)  # atomic: a reader never sees half a file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write_documents(docs: list[Document], meta: dict, path: str) -> None:
+    payload = {"meta": meta, "documents": [d.to_json() for d in docs]}
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        json.dump(payload, f, ensure_ascii=False, sort_keys=True)
+
+
+def _read_documents(path: Path) -> tuple[list[Document], dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        payload = json.load(f)
+    return [Document.from_json(d) for d in payload["documents"]], payload["meta"]
+
+
+def _read_text_file(path: Path) -> str:
+    data = path.read_bytes()
+    if b"\x00" in data:
+        raise ValueError(f"{str(path)!r} is not a text file (it contains NUL bytes); pass UTF-8 .txt files")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{str(path)!r} is not UTF-8 text (invalid byte {data[exc.start]:#04x} at offset {exc.start}); "
+            f"re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+
+
+def _expand_paths(paths) -> list[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            raise ValueError(f"path {str(p)!r} does not exist; pass existing .txt files or folders of them")
+        if path.is_dir():
+            found = sorted(path.rglob("*.txt"))
+            if not found:
+                raise ValueError(f"folder {str(p)!r} holds no .txt files")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def load_corpus(
+    name: str | None = None,
+    *,
+    paths=None,
+    texts=None,
+    valid_fraction: float = 0.05,
+    test_fraction: float = 0.05,
+    min_words: int = 5,
+    rebuild: bool = False,
+) -> Corpus:
+    """Load a corpus by name, or build one from your own files or strings.
+
+    - ``load_corpus("python-docs" | "pytorch-docs" | "numpy-docs")``: harvested from installed
+      documentation in a fresh interpreter, cleaned, de-duplicated and cached under
+      :func:`cache_dir`, keyed by the Python, package and code versions (a new version rebuilds).
+      Docstrings shorter than ``min_words`` words after cleaning are dropped.
+    - ``load_corpus(paths=["notes.txt", "folder/"])``: UTF-8 text files (folders are searched for
+      ``*.txt``); each paragraph (blank-line separated) is a document.
+    - ``load_corpus(texts=[...], name="mine")``: each string is a document.
+
+    Splits are decided by :func:`split_of` on each document's text.
+    """
+    _check_fractions(valid_fraction, test_fraction)
+    if not isinstance(min_words, int) or min_words < 1:
+        raise ValueError(f"min_words must be a positive int, got {min_words!r}")
+    given = [x for x in (paths, texts) if x is not None]
+    if len(given) > 1:
+        raise ValueError("pass either paths= or texts=, not both")
+    if texts is not None:
+        if isinstance(texts, str):
+            raise ValueError("texts must be a list of strings, got a single str; wrap it: texts=[text]")
+        texts = list(texts)
+        if not texts:
+            raise ValueError("texts is empty; pass at least one non-empty string")
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise ValueError(f"texts[{bad[0]}] is a {type(texts[bad[0]]).__name__}, not a str")
+        docs = [Document(clean_plain_text(t), "texts", name or "texts", f"text {i}", "text") for i, t in enumerate(texts)]
+        docs = [d for d in docs if d.text]
+        if not docs:
+            raise ValueError(f"all {len(texts)} texts are empty or whitespace")
+        return _make_corpus(name or "texts", docs, valid_fraction, test_fraction, {})
+    if paths is not None:
+        files = _expand_paths(paths)
+        if not files:
+            raise ValueError("paths is empty; pass at least one .txt file or folder")
+        docs = []
+        for f in files:
+            for i, para in enumerate(clean_plain_text(_read_text_file(f)).split("\n\n")):
+                if para.strip():
+                    docs.append(Document(para, "files", str(f), f"paragraph {i}", "paragraph"))
+        if not docs:
+            raise ValueError(f"the {len(files)} file(s) given hold no text")
+        return _make_corpus(name or "files", docs, valid_fraction, test_fraction, {"files": len(files)})
+    if name not in CORPUS_NAMES:
+        raise ValueError(
+            f"unknown corpus {name!r}; choose one of {', '.join(CORPUS_NAMES)}, "
+            f"or pass paths=[...] or texts=[...] for your own text"
+        )
+    path, versions = _cache_path(name, min_words)
+    built = False
+    if rebuild or not path.exists():
+        start = time.perf_counter()
+        _build_in_subprocess(name, min_words, path)
+        built = time.perf_counter() - start
+    docs, meta = _read_documents(path)
+    meta = {**meta, "versions": versions, "cache_hit": not built}
+    if built:
+        meta["build_seconds"] = round(built, 2)
+    return _make_corpus(name, docs, valid_fraction, test_fraction, meta)
+

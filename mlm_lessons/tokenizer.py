@@ -1,0 +1,346 @@
+"""A BERT-style WordPiece tokenizer, trained with Hugging Face ``tokenizers`` on a corpus's train split.
+
+The five special tokens have fixed ids, so that every later chapter can rely on them:
+``[PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4``. Encoding adds ``[CLS] ... [SEP]``; batches come back as
+padded tensors with an attention mask and the word index of every piece (for whole-word masking).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+__all__ = [
+    "SPECIAL_TOKENS", "PAD", "UNK", "CLS", "SEP", "MASK", "MLMTokenizer", "train_tokenizer",
+    "tokenizer_from_vocab", "Fragmentation", "BatchEncoding",
+]
+
+PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
+#: Special tokens in id order: the position in this tuple is the id.
+SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
+
+
+@dataclass(frozen=True)
+class Fragmentation:
+    """How a tokenizer cuts words into pieces.
+
+    ``pieces_per_word`` is the mean number of pieces per word; ``share_split`` the fraction of words
+    cut into two or more pieces; ``unk_rate`` the fraction of words that became ``[UNK]``. Words are
+    the pre-tokenizer's units that contain a letter or digit (punctuation is not counted).
+    """
+
+    words: int
+    pieces: int
+    split_words: int
+    unk_words: int
+
+    @property
+    def pieces_per_word(self) -> float:
+        return self.pieces / self.words if self.words else float("nan")
+
+    @property
+    def share_split(self) -> float:
+        return self.split_words / self.words if self.words else float("nan")
+
+    @property
+    def unk_rate(self) -> float:
+        return self.unk_words / self.words if self.words else float("nan")
+
+    def as_row(self) -> dict:
+        return {
+            "words": self.words, "pieces per word": round(self.pieces_per_word, 3),
+            "share split": round(self.share_split, 4), "unk rate": round(self.unk_rate, 5),
+        }
+
+
+class BatchEncoding(dict):
+    """``input_ids`` and ``attention_mask`` as LongTensors [batch, length], ``word_ids`` as lists.
+
+    A dict (so ``model(**batch)``-style code works) with attribute access for convenience.
+    """
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+def _check_texts(texts, what: str) -> list[str]:
+    if isinstance(texts, str):
+        raise ValueError(f"{what} must be a list of strings, got a single str; wrap it: [text]")
+    texts = list(texts)
+    if not texts:
+        raise ValueError(f"{what} is empty; pass at least one string")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise ValueError(f"{what}[{i}] is a {type(t).__name__}, not a str: {t!r:.60}")
+    return texts
+
+
+class MLMTokenizer:
+    """A thin, documented wrapper around a ``tokenizers.Tokenizer`` with BERT's conventions."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        for i, tok in enumerate(SPECIAL_TOKENS):
+            if tokenizer.token_to_id(tok) != i:
+                raise ValueError(
+                    f"special token {tok} must have id {i}, found {tokenizer.token_to_id(tok)!r}; "
+                    f"train with mlm_lessons.train_tokenizer, which fixes {dict(enumerate(SPECIAL_TOKENS))}"
+                )
+        self.tokenizer = tokenizer
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+
+    # -- ids ---------------------------------------------------------------------------------
+    pad_id, unk_id, cls_id, sep_id, mask_id = range(5)
+    special_ids = frozenset(range(len(SPECIAL_TOKENS)))
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.tokenizer.token_to_id(token)
+
+    def id_to_token(self, i: int) -> str | None:
+        return self.tokenizer.id_to_token(i)
+
+    def get_vocab(self) -> dict[str, int]:
+        return self.tokenizer.get_vocab()
+
+    # -- text -> pieces -> ids ----------------------------------------------------------------
+    def tokenize(self, text: str) -> list[str]:
+        """The pieces of ``text``, without ``[CLS]``/``[SEP]``: ``"autograd"`` -> ``['auto', '##grad']``."""
+        return self.tokenizer.encode(text, add_special_tokens=False).tokens
+
+    def encode(self, text: str, *, add_special_tokens: bool = True, max_length: int | None = None) -> list[int]:
+        """Token ids of one text, ``[CLS] ... [SEP]`` included unless ``add_special_tokens=False``."""
+        if not isinstance(text, str):
+            raise ValueError(f"encode expects a str, got {type(text).__name__}")
+        enc = self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
+        ids = enc.ids
+        if max_length is not None:
+            ids = self._truncate(ids, max_length, add_special_tokens)
+        return ids
+
+    def _truncate(self, ids: list[int], max_length: int, specials: bool) -> list[int]:
+        least = 3 if specials else 1
+        if not isinstance(max_length, int) or max_length < least:
+            raise ValueError(f"max_length={max_length!r} leaves no room for a token; use at least {least}")
+        if len(ids) <= max_length:
+            return ids
+        return ids[: max_length - 1] + [self.sep_id] if specials else ids[:max_length]
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool = True) -> str:
+        """Text from ids; pieces are glued back (``auto ##grad`` -> ``autograd``)."""
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"id {bad[0]} is outside the vocabulary [0, {self.vocab_size})")
+        return self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def __call__(self, texts, **kwargs) -> BatchEncoding:
+        return self.encode_batch(texts, **kwargs)
+
+    def encode_batch(
+        self,
+        texts: Sequence[str],
+        *,
+        max_length: int = 128,
+        padding: str | bool = "longest",
+        return_tensors: str | None = "pt",
+    ) -> BatchEncoding:
+        """Encode texts to ``input_ids``, ``attention_mask`` (1 = real token) and ``word_ids``.
+
+        Sequences longer than ``max_length`` are truncated (their last piece becomes ``[SEP]``).
+        ``padding="longest"`` pads to the longest sequence of the batch, ``"max_length"`` to
+        ``max_length``, ``False`` leaves lists of different lengths (then no tensors).
+        ``word_ids[b][t]`` is the index of the word piece ``t`` belongs to, ``None`` at specials.
+        """
+        texts = _check_texts(texts, "texts")
+        if not isinstance(max_length, int) or max_length < 2:
+            raise ValueError(f"max_length must be an int >= 2 (room for [CLS] and [SEP]), got {max_length!r}")
+        if padding not in ("longest", "max_length", False, True):
+            raise ValueError(f"padding must be 'longest', 'max_length' or False, got {padding!r}")
+        if return_tensors not in ("pt", None):
+            raise ValueError(f"return_tensors must be 'pt' or None, got {return_tensors!r}")
+        if padding is True:
+            padding = "longest"
+        self.tokenizer.enable_truncation(max_length=max_length)
+        try:
+            encs = self.tokenizer.encode_batch(texts)
+        finally:
+            self.tokenizer.no_truncation()
+        ids = [e.ids for e in encs]
+        word_ids = [list(e.word_ids) for e in encs]
+        if padding:
+            width = max_length if padding == "max_length" else max(len(x) for x in ids)
+            mask = [[1] * len(x) + [0] * (width - len(x)) for x in ids]
+            word_ids = [w + [None] * (width - len(w)) for w in word_ids]
+            ids = [x + [self.pad_id] * (width - len(x)) for x in ids]
+        else:
+            mask = [[1] * len(x) for x in ids]
+        if return_tensors == "pt":
+            if not padding and len({len(x) for x in ids}) > 1:
+                raise ValueError("sequences of different lengths cannot form a tensor; use padding='longest'")
+            import torch
+
+            ids = torch.tensor(ids, dtype=torch.long)
+            mask = torch.tensor(mask, dtype=torch.long)
+        return BatchEncoding(input_ids=ids, attention_mask=mask, word_ids=word_ids)
+
+    # -- words ------------------------------------------------------------------------------
+    def words(self, text: str) -> list[str]:
+        """The words the tokenizer sees after normalisation and pre-tokenisation."""
+        norm = self.tokenizer.normalizer.normalize_str(text) if self.tokenizer.normalizer else text
+        return [w for w, _ in self.tokenizer.pre_tokenizer.pre_tokenize_str(norm)]
+
+    def fragmentation(self, texts: Iterable[str]) -> Fragmentation:
+        """Pieces per word, share of words split and ``[UNK]`` rate over ``texts``."""
+        texts = _check_texts(texts, "texts")
+        counts: Counter[str] = Counter()
+        for t in texts:
+            counts.update(w for w in self.words(t) if any(ch.isalnum() for ch in w))
+        return self._fragmentation_of_counts(counts)
+
+    def _fragmentation_of_counts(self, counts: Counter) -> Fragmentation:
+        words = pieces = split = unk = 0
+        # Tokenize each distinct word once: corpora repeat words a lot.
+        vocab = sorted(counts)
+        encs = self.tokenizer.encode_batch(vocab, add_special_tokens=False) if vocab else []
+        for w, enc in zip(vocab, encs):
+            n = counts[w]
+            words += n
+            pieces += n * len(enc.ids)
+            split += n * (len(enc.ids) > 1)
+            unk += n * (self.unk_id in enc.ids)
+        return Fragmentation(words, pieces, split, unk)
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the tokenizer as one JSON file (the ``tokenizers`` format)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(str(path))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MLMTokenizer":
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"tokenizer file {str(path)!r} does not exist; train one with train_tokenizer(...).save(path)")
+        try:
+            tok = Tokenizer.from_file(str(path))
+        except Exception as exc:  # tokenizers raises a generic Exception on bad JSON
+            raise ValueError(f"{str(path)!r} is not a tokenizers JSON file: {exc}") from None
+        return cls(tok)
+
+    def save_vocab(self, path: str | os.PathLike) -> Path:
+        """Write ``vocab.txt`` (one token per line, in id order), the format of BERT's tokenizers."""
+        path = Path(path)
+        vocab = sorted(self.get_vocab().items(), key=lambda kv: kv[1])
+        path.write_text("".join(tok + "\n" for tok, _ in vocab), encoding="utf-8")
+        return path
+
+    def to_json(self) -> str:
+        return self.tokenizer.to_str()
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, MLMTokenizer) and json.loads(self.to_json()) == json.loads(other.to_json())
+
+    def __repr__(self) -> str:
+        return f"MLMTokenizer(vocab_size={self.vocab_size:,}, specials={dict(enumerate(SPECIAL_TOKENS))})"
+
+
+def _blank_tokenizer(lowercase: bool) -> Tokenizer:
+    tok = Tokenizer(models.WordPiece(unk_token=UNK, continuing_subword_prefix="##", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+    )
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+    return tok
+
+
+def train_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int = 8000,
+    *,
+    min_frequency: int = 2,
+    lowercase: bool = True,
+    limit_alphabet: int | None = 1000,
+) -> MLMTokenizer:
+    """Train a BERT-style WordPiece tokenizer on ``texts`` (e.g. ``corpus.texts("train")``).
+
+    The vocabulary holds the five special tokens (ids 0-4), every character kept in the alphabet
+    (at most ``limit_alphabet`` of the most frequent ones) and the learned pieces, ``vocab_size``
+    entries in all. Asking for fewer entries than the specials plus the alphabet is an error, not a
+    silently larger vocabulary.
+    """
+    texts = _check_texts(texts, "texts")
+    if not any(t.strip() for t in texts):
+        raise ValueError(f"all {len(texts)} texts are empty or whitespace; nothing to learn from")
+    if not isinstance(vocab_size, int) or vocab_size <= len(SPECIAL_TOKENS):
+        raise ValueError(
+            f"vocab_size={vocab_size!r} cannot hold the {len(SPECIAL_TOKENS)} special tokens "
+            f"{', '.join(SPECIAL_TOKENS)} and any text; use a few thousand (the book uses 8000)"
+        )
+    if not isinstance(min_frequency, int) or min_frequency < 1:
+        raise ValueError(f"min_frequency must be a positive int, got {min_frequency!r}")
+    tok = _blank_tokenizer(lowercase)
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        limit_alphabet=limit_alphabet,
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    if tok.get_vocab_size() > vocab_size:
+        raise ValueError(
+            f"vocab_size={vocab_size} is too small: the {len(SPECIAL_TOKENS)} special tokens and the "
+            f"alphabet of the training text alone need {tok.get_vocab_size()} entries; raise vocab_size "
+            f"or lower limit_alphabet (now {limit_alphabet})"
+        )
+    return _finish(tok)
+
+
+def _finish(tok: Tokenizer) -> MLMTokenizer:
+    """Add BERT's post-processing: ``[CLS] A [SEP]`` for one text, ``[CLS] A [SEP] B [SEP]`` for a pair."""
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{CLS} $A {SEP}",
+        pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
+        special_tokens=[(CLS, SPECIAL_TOKENS.index(CLS)), (SEP, SPECIAL_TOKENS.index(SEP))],
+    )
+    return MLMTokenizer(tok)
+
+
+def tokenizer_from_vocab(tokens: Sequence[str], *, lowercase: bool = True) -> MLMTokenizer:
+    """A tokenizer with exactly the given pieces (after the five specials, which come first).
+
+    Useful for small worked examples and tests, where you want to know every id in advance:
+    ``tokenizer_from_vocab(["auto", "##grad"]).tokenize("autograd") == ["auto", "##grad"]``.
+    """
+    tokens = list(tokens)
+    bad = [t for t in tokens if not isinstance(t, str) or not t or any(ch.isspace() for ch in t)]
+    if bad:
+        raise ValueError(f"vocabulary entries must be non-empty strings without spaces, got {bad[0]!r}")
+    specials_given = [t for t in tokens if t in SPECIAL_TOKENS]
+    if specials_given:
+        raise ValueError(f"do not list special tokens ({specials_given[0]}); they are added with ids 0-4")
+    dupes = sorted({t for t in tokens if tokens.count(t) > 1})
+    if dupes:
+        raise ValueError(f"vocabulary entries must be unique; repeated: {dupes[:5]}")
+    vocab = {t: i for i, t in enumerate(list(SPECIAL_TOKENS) + tokens)}
+    tok = _blank_tokenizer(lowercase)
+    tok.model = models.WordPiece(vocab=vocab, unk_token=UNK, continuing_subword_prefix="##", max_input_chars_per_word=100)
+    tok.add_special_tokens(list(SPECIAL_TOKENS))  # known as special: never split, skipped by decode
+    return _finish(tok)

@@ -1,0 +1,22 @@
+"""Shared fixtures: the three corpora (built once, then cached) and tokenizers trained on them."""
+
+from __future__ import annotations
+
+import pytest
+
+import mlm_lessons as mlm
+
+
+@pytest.fixture(scope="session")
+def corpora() -> dict[str, mlm.Corpus]:
+    return {name: mlm.load_corpus(name) for name in mlm.CORPUS_NAMES}
+
+
+@pytest.fixture(scope="session")
+def general_tok(corpora) -> mlm.MLMTokenizer:
+    return mlm.train_tokenizer(corpora["python-docs"].texts("train"), vocab_size=8000)
+
+
+@pytest.fixture(scope="session")
+def domain_tok(corpora) -> mlm.MLMTokenizer:
+    return mlm.train_tokenizer(corpora["pytorch-docs"].texts("train"), vocab_size=8000)
