@@ -1,0 +1,153 @@
+"""The book's skeleton: table of contents, configuration, notebooks as stored, README and CI agree."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+NOTEBOOKS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
+REPOSITORY = CONFIG["repository"]["url"]
+MACHINE_PATH = re.compile(r"/(?:work|tmp|root|farm|home)/[\w.-]+")
+
+
+def _toc_files() -> list[str]:
+    files = [TOC["root"]]
+    for entry in TOC.get("chapters", []):
+        files.append(entry["file"])
+        files.extend(s["file"] for s in entry.get("sections", []))
+    return files
+
+
+def _load(nb: Path) -> dict:
+    return json.loads(nb.read_text(encoding="utf-8"))
+
+
+def _code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def test_toc_and_book_folder_agree():
+    listed = _toc_files()
+    for f in listed:
+        assert (ROOT / f).with_suffix(".md").exists() or (ROOT / f).with_suffix(".ipynb").exists(), f
+    on_disk = {str(p.relative_to(ROOT).with_suffix("")) for p in BOOK.glob("*") if p.suffix in (".md", ".ipynb")}
+    assert on_disk == set(listed)
+    assert NOTEBOOKS, "the book has chapters"
+    chapters = [f for f in listed if Path(f).name[:2].isdigit()]
+    assert chapters == sorted(chapters), "chapters are listed in order"
+
+
+def test_config():
+    assert CONFIG["execute"]["execute_notebooks"] == "off"
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", REPOSITORY)
+    assert {"dollarmath", "amsmath"} <= set(CONFIG["parse"]["myst_enable_extensions"])
+    assert CONFIG["sphinx"]["local_extensions"] == {"footer_year": "book/_ext"}
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_setup_cell_installs_from_the_configured_repository_only_in_colab(nb_path, monkeypatch):
+    first = "".join(_code_cells(_load(nb_path))[0]["source"])
+    assert f'REPOSITORY = "{REPOSITORY}"' in first
+    assert 'if "google.colab" in sys.modules:' in first
+    import subprocess
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    exec(compile(first, "setup-cell", "exec"), {})
+    assert calls == [], "outside Colab the setup cell does nothing"
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    exec(compile(first, "setup-cell", "exec"), {})
+    assert len(calls) == 1 and f"mlm-lessons @ git+{REPOSITORY}" in calls[0][0]
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_executed_and_clean(nb_path):
+    nb = _load(nb_path)
+    cells = _code_cells(nb)
+    counts = [c["execution_count"] for c in cells]
+    assert counts == list(range(1, len(cells) + 1)), "executed top to bottom in one run"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    for c in cells:
+        for out in c["outputs"]:
+            assert out["output_type"] != "error", f"stored error: {out.get('ename')}"
+            blob = json.dumps(out)
+            assert not MACHINE_PATH.search(blob), f"a path of this machine: {MACHINE_PATH.search(blob).group(0)}"
+            if out.get("name") == "stderr":
+                assert "Warning" not in out["text"] and "warn" not in "".join(out["text"]).lower()
+    assert nb_path.stat().st_size < 3_000_000
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_structure(nb_path):
+    nb = _load(nb_path)
+    number = int(nb_path.name[:2])
+    markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert markdown.startswith(f"# {number}. ")
+    assert "You will learn to" in markdown and "(intro.md)" in markdown
+    assert "## Summary" in markdown and "## Exercises" in markdown
+    code = "\n".join("".join(c["source"]) for c in _code_cells(nb))
+    assert re.search(r'mlm\.check\("0?%d-' % number, code), "exercises come with checkers"
+    figures = sum("image/png" in o.get("data", {}) for c in _code_cells(nb) for o in c["outputs"])
+    assert figures >= 1
+    tags = [t for c in nb["cells"] for t in c.get("metadata", {}).get("tags", [])]
+    assert "hide-cell" in tags, "solutions are hidden until toggled"
+    checked = [c for c in _code_cells(nb) if "NBVAL_CHECK_OUTPUT" in "".join(c["source"])]
+    assert checked, "some outputs are checked by nbval"
+
+
+def test_readme_commands_and_colab_links():
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install -r requirements.txt && jupyter-book build ." in readme
+    assert re.search(r"^pytest$", readme, re.M)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^pytest$", ci, re.M) and "jupyter-book build . -W -n --keep-going" in ci
+    assert 'pip install --quiet "torch==2.13.0"' in ci.split("requirements.txt")[0]
+    slug = REPOSITORY.removeprefix("https://github.com/")
+    links = re.findall(r"https://colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/main/(book/[\w.-]+\.ipynb)", readme)
+    assert links and {s for s, _ in links} == {slug}
+    assert {p for _, p in links} == {str(nb.relative_to(ROOT)) for nb in NOTEBOOKS}
+
+
+def test_requirements_cover_the_book():
+    req = (ROOT / "requirements.txt").read_text()
+    for pkg in ("torch>=2.4", "numpy", "matplotlib", "ipywidgets", "tokenizers", "tqdm",
+                "jupyter-book>=1.0.4,<2", "nbval", "pytest", "hypothesis", "transformers", "-e ."):
+        assert pkg in req, pkg
+
+
+def test_footer_year_extension(monkeypatch):
+    sys.path.insert(0, str(BOOK / "_ext"))
+    try:
+        import footer_year
+    finally:
+        sys.path.remove(str(BOOK / "_ext"))
+    assert footer_year.build_year({"SOURCE_DATE_EPOCH": "0"}) == 1970
+    assert footer_year.build_year({"SOURCE_DATE_EPOCH": "1735689600"}) == 2025
+    assert footer_year.build_year({}) == time.localtime().tm_year
+    with pytest.raises(ValueError, match="SOURCE_DATE_EPOCH must be whole seconds"):
+        footer_year.build_year({"SOURCE_DATE_EPOCH": "yesterday"})
+
+    class App:
+        handlers = []
+
+        def connect(self, event, fn, priority=500):
+            self.handlers.append((event, fn, priority))
+
+    app = App()
+    footer_year.setup(app)
+    (event, fn, priority), = app.handlers
+    config = type("Config", (), {"copyright": "the build year"})()
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    fn(app, config)
+    assert event == "config-inited" and priority < 500 and config.copyright == str(time.localtime().tm_year)
