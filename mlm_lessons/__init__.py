@@ -1,28 +1,42 @@
 """mlm_lessons: the companion package of the book *Masked Language Modeling, Step by Step*.
 
 The modules follow the book, each importing only those before it:
-``corpus`` (ch. 1) -> ``tokenizer`` (ch. 1) -> ... ; ``plots``, ``exercises`` and the command line
-(``python -m mlm_lessons``) sit on top.
+``corpus`` (ch. 1) -> ``tokenizer`` (ch. 1) -> ``masking`` (ch. 2) -> ``objective`` (ch. 3) -> ... ;
+``display``, ``plots``, ``widgets``, ``exercises`` and the command line sit on top.
+
+The public names below are imported on first use, so that ``import mlm_lessons`` stays light: the
+corpus harvest in particular must run in an interpreter where PyTorch has not been imported
+(importing it patches the standard library, e.g. ``inspect.getfile``).
 """
 
-from .corpus import (
-    CORPUS_NAMES,
-    Corpus,
-    CorpusStats,
-    Document,
-    clean_docstring,
-    load_corpus,
-    split_of,
-    word_frequencies,
-    zipf_exponent,
-)
-from .tokenizer import SPECIAL_TOKENS, Fragmentation, MLMTokenizer, tokenizer_from_vocab, train_tokenizer
-from .exercises import check
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CORPUS_NAMES", "Corpus", "CorpusStats", "Document", "clean_docstring", "load_corpus",
-    "split_of", "word_frequencies", "zipf_exponent", "SPECIAL_TOKENS", "Fragmentation",
-    "MLMTokenizer", "train_tokenizer", "tokenizer_from_vocab", "check", "__version__",
-]
+_EXPORTS = {
+    "corpus": ["CORPUS_NAMES", "Corpus", "CorpusStats", "Document", "clean_docstring", "load_corpus",
+               "split_of", "word_frequencies", "zipf_exponent"],
+    "tokenizer": ["SPECIAL_TOKENS", "Fragmentation", "MLMTokenizer", "tokenizer_from_vocab", "train_tokenizer"],
+    "masking": ["IGNORE_INDEX", "Fate", "MaskedBatch", "MaskingConfig", "MLMCollator", "expected_counts",
+                "mask_once", "mask_tokens", "mask_tokens_explained", "num_to_select"],
+    "objective": ["masked_accuracy", "masked_lm_loss", "perplexity", "token_counts", "uniform_baseline",
+                  "unigram_baseline"],
+    "exercises": ["check"],
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = [*_HOME, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mlm_lessons' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import numbers
 from typing import Mapping, Sequence
 
 __all__ = ["Table"]
@@ -11,10 +12,10 @@ __all__ = ["Table"]
 def _fmt(v, digits: int) -> str:
     if isinstance(v, bool):
         return str(v)
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
+    if isinstance(v, numbers.Integral):
+        return f"{int(v):,}"
+    if isinstance(v, numbers.Real):
+        return f"{float(v):,.{digits}f}"
     return "" if v is None else str(v)
 
 
@@ -38,7 +39,7 @@ class Table:
 
     @staticmethod
     def _numeric(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
     def __str__(self) -> str:
         cells = self._cells()

@@ -84,6 +84,16 @@ def _call(fn, *args):
         ) from None
 
 
+def _first_mismatch(answer, cases, describe) -> tuple[bool, str] | None:
+    """Run ``answer(*args)`` for each ``(args, expected)``; on the first wrong result return
+    ``(False, describe(args, got, expected))``, or None when all are right."""
+    for args, want in cases:
+        got = _call(answer, *args)
+        if got != want:
+            return False, describe(args, got, want)
+    return None
+
+
 # -- chapter 1 ------------------------------------------------------------------------------
 
 
@@ -102,11 +112,11 @@ def _check_roles(answer) -> tuple[bool, str]:
         (":meth:`~Tensor.add_` works in place", "add_ works in place"),
         ("no roles here", "no roles here"),
     ]
-    for given, want in cases:
-        got = _call(answer, given)
-        if got != want:
-            return False, f"strip_roles({given!r}) returned {got!r}, expected {want!r}"
-    return True, f"all {len(cases)} cases right"
+    wrong = _first_mismatch(
+        answer, [((given,), want) for given, want in cases],
+        lambda args, got, want: f"strip_roles({args[0]!r}) returned {got!r}, expected {want!r}",
+    )
+    return wrong or (True, f"all {len(cases)} cases right")
 
 
 @register(
@@ -121,18 +131,25 @@ def _check_leaks(answer) -> tuple[bool, str]:
     def docs(*texts):
         return [Document(t, "exercise", "m", f"doc {i}", "text") for i, t in enumerate(texts)]
 
+    why = {
+        "clean": "no text is shared",
+        "exact": "one text in train and valid",
+        "case": "equal after lowercasing and collapsing spaces",
+        "three": "'x y' in all three splits, 'p q' in two",
+        "within": "a duplicate inside one split is not a leak",
+    }
     cases = [
-        (Corpus("clean", docs("a b c", "d e f"), docs("g h"), docs("i j")), 0, "no text is shared"),
-        (Corpus("exact", docs("Same text here."), docs("Same text here."), []), 1, "one text in train and valid"),
-        (Corpus("case", docs("Tensor  Shapes"), [], docs("tensor shapes")), 1, "equal after lowercasing and collapsing spaces"),
-        (Corpus("three", docs("x y", "p q"), docs("X  y"), docs("x\ny", "P Q")), 2, "'x y' in all three splits, 'p q' in two"),
-        (Corpus("within", docs("dup", "dup"), docs("other"), []), 0, "a duplicate inside one split is not a leak"),
+        ((Corpus("clean", docs("a b c", "d e f"), docs("g h"), docs("i j")),), 0),
+        ((Corpus("exact", docs("Same text here."), docs("Same text here."), []),), 1),
+        ((Corpus("case", docs("Tensor  Shapes"), [], docs("tensor shapes")),), 1),
+        ((Corpus("three", docs("x y", "p q"), docs("X  y"), docs("x\ny", "P Q")),), 2),
+        ((Corpus("within", docs("dup", "dup"), docs("other"), []),), 0),
     ]
-    for corpus, want, why in cases:
-        got = _call(answer, corpus)
-        if got != want:
-            return False, f"on corpus {corpus.name!r} ({why}) you counted {got!r}, expected {want}"
-    return True, f"all {len(cases)} corpora counted right"
+    wrong = _first_mismatch(
+        answer, cases,
+        lambda args, got, want: f"on corpus {args[0].name!r} ({why[args[0].name]}) you counted {got!r}, expected {want}",
+    )
+    return wrong or (True, f"all {len(cases)} corpora counted right")
 
 
 @register(
@@ -170,3 +187,173 @@ def _check_closer(answer, *, tokenizer, corpora) -> tuple[bool, str]:
     if answer == truth:
         return True, f"right: pieces per word {detail}"
     return False, f"not this time: pieces per word {detail}; look at which words numpy-docs shares with each"
+
+
+# -- chapter 2 ------------------------------------------------------------------------------
+
+
+@register(
+    "02-select",
+    2,
+    "Write how_many(n, ratio) that returns how many of n eligible positions BERT's exact "
+    "selection picks.",
+)
+def _check_select(answer) -> tuple[bool, str]:
+    from .masking import num_to_select
+
+    cases = [((n, r), num_to_select(n, r)) for r in (0.15, 0.25, 0.5, 0.01, 1.0) for n in (0, 1, 2, 3, 6, 10, 14, 30, 127)]
+
+    def describe(args, got, want):
+        n, ratio = args
+        hint = " (a sequence with no eligible position gets 0)" if n == 0 else (
+            " (at least one position is always selected)" if want == 1 else "")
+        return f"how_many({n}, {ratio}) returned {got!r}, expected {want}{hint}"
+
+    return _first_mismatch(answer, cases, describe) or (True, f"all {len(cases)} cases right")
+
+
+@register(
+    "02-labels",
+    2,
+    "Write make_labels(input_ids, selected) that returns the original id where selected is True "
+    "and -100 elsewhere, without modifying input_ids.",
+)
+def _check_labels(answer) -> tuple[bool, str]:
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    for shape in ((1, 5), (3, 7), (4, 1)):
+        ids = torch.randint(5, 100, shape, generator=g)
+        selected = torch.rand(shape, generator=g) < 0.4
+        before = ids.clone()
+        got = _call(answer, ids, selected)
+        want = torch.where(selected, before, torch.full_like(before, -100))
+        if not torch.equal(ids, before):
+            return False, "your function modified input_ids; work on a copy (torch.where or .clone())"
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape or not torch.equal(got, want):
+            return False, f"for input_ids {before.tolist()} and selected {selected.tolist()} expected {want.tolist()}, got {got!r:.200}"
+    return True, "labels right on 3 random batches, input untouched"
+
+
+@register(
+    "02-rebalance",
+    2,
+    "Write rebalance(shares, changed, value) that sets one of 'mask', 'random', 'keep' and "
+    "adjusts the other two, in proportion, so that the three ints sum to 100.",
+)
+def _check_rebalance(answer) -> tuple[bool, str]:
+    cases = [
+        ({"mask": 80, "random": 10, "keep": 10}, "mask", 60),
+        ({"mask": 80, "random": 10, "keep": 10}, "random", 30),
+        ({"mask": 80, "random": 20, "keep": 0}, "mask", 50),
+        ({"mask": 100, "random": 0, "keep": 0}, "mask", 40),
+        ({"mask": 0, "random": 0, "keep": 100}, "keep", 0),
+        ({"mask": 33, "random": 33, "keep": 34}, "keep", 100),
+    ]
+    for shares, changed, value in cases:
+        got = _call(answer, dict(shares), changed, value)
+        where = f"rebalance({shares}, {changed!r}, {value})"
+        if not isinstance(got, dict) or set(got) != {"mask", "random", "keep"}:
+            return False, f"{where} should return a dict with keys mask, random, keep; got {got!r:.120}"
+        if not all(isinstance(v, int) and 0 <= v <= 100 for v in got.values()):
+            return False, f"{where} returned {got}: every share must be an int in [0, 100]"
+        if sum(got.values()) != 100 or got[changed] != value:
+            return False, f"{where} returned {got}: the sum must be 100 and {changed} must be {value}"
+        a, b = (k for k in ("mask", "random", "keep") if k != changed)
+        rest, total = 100 - value, shares[a] + shares[b]
+        ideal_a = rest / 2 if total == 0 else rest * shares[a] / total
+        if abs(got[a] - ideal_a) > 1:
+            return False, f"{where} returned {got}: {a} and {b} should keep their proportion ({a} ≈ {ideal_a:.1f})"
+    return True, f"all {len(cases)} cases sum to 100 and keep the proportions"
+
+
+# -- chapter 3 ------------------------------------------------------------------------------
+
+
+def _loss_cases():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    cases = []
+    for batch, length, vocab, share in ((2, 6, 11, 0.5), (3, 9, 40, 0.15), (1, 4, 7, 1.0)):
+        logits = torch.randn(batch, length, vocab, generator=g) * 2
+        labels = torch.randint(0, vocab, (batch, length), generator=g)
+        labels[torch.rand(batch, length, generator=g) > share] = -100
+        labels[0, 0] = 3  # at least one labelled position
+        cases.append((logits, labels))
+    return cases
+
+
+@register(
+    "03-loss",
+    3,
+    "Write my_masked_loss(logits, labels) for logits [B, T, V] and labels [B, T]: the mean of "
+    "-log_softmax(logits)[label] over positions whose label is not -100, from log_softmax and "
+    "gather; a batch without any label must give 0.0, not nan.",
+)
+def _check_loss(answer) -> tuple[bool, str]:
+    import math
+
+    import torch
+
+    from .objective import masked_lm_loss
+
+    for logits, labels in _loss_cases():
+        got = _call(answer, logits, labels)
+        want = masked_lm_loss(logits, labels).item()
+        value = float(got)
+        if not math.isclose(value, want, rel_tol=1e-5, abs_tol=1e-6):
+            return False, f"for a batch of shape {tuple(labels.shape)} you computed {value:.6f}, expected {want:.6f}"
+    empty = torch.full((2, 3), -100)
+    value = float(_call(answer, torch.randn(2, 3, 5), empty))
+    if math.isnan(value):
+        return False, "a batch with no labelled position gave nan: divide by max(count, 1), or return a zero"
+    if value != 0.0:
+        return False, f"a batch with no labelled position should give 0.0, got {value}"
+    return True, "agrees with masked_lm_loss on 3 batches, and an empty batch gives 0.0"
+
+
+@register(
+    "03-accuracy",
+    3,
+    "Write my_accuracy(logits, labels): the share of labelled positions (label != -100) where the "
+    "arg-max of the logits is the label.",
+)
+def _check_accuracy(answer) -> tuple[bool, str]:
+    from .objective import masked_accuracy
+
+    cases = []
+    for logits, labels in _loss_cases():
+        logits = logits.clone()
+        labelled = (labels != -100).nonzero().tolist()
+        for b, t in labelled[::2]:  # make every other labelled position a right prediction
+            logits[b, t, labels[b, t]] += 20.0
+        cases.append((logits, labels))
+    for logits, labels in cases:
+        got = float(_call(answer, logits, labels))
+        want = masked_accuracy(logits, labels)
+        if abs(got - want) > 1e-9:
+            return False, f"for a batch of shape {tuple(labels.shape)} you computed {got:.4f}, expected {want:.4f}"
+    return True, "agrees with masked_accuracy on 3 batches"
+
+
+@register(
+    "03-unigram",
+    3,
+    "Write unigram_entropy(counts) for a 1-D tensor of token counts: the entropy -Σ p log p (in "
+    "nats) of the frequencies p = counts / counts.sum(), with 0 log 0 taken as 0.",
+)
+def _check_unigram(answer) -> tuple[bool, str]:
+    import torch
+
+    from .objective import unigram_baseline
+
+    cases = [torch.tensor([5, 5, 5, 5]), torch.tensor([0, 3, 1]), torch.tensor([100, 10, 1, 0, 0, 7])]
+    for counts in cases:
+        got = float(_call(answer, counts.clone()))
+        want = unigram_baseline(counts)
+        if got != got:
+            return False, f"counts {counts.tolist()} gave nan: leave out the zero counts (0 log 0 = 0)"
+        if abs(got - want) > 1e-6:
+            return False, f"counts {counts.tolist()}: you computed {got:.6f}, expected {want:.6f}"
+    return True, f"all {len(cases)} cases right"

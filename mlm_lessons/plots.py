@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Mapping, Sequence
 
-__all__ = ["zipf_plot", "fragmentation_plot"]
+__all__ = [
+    "zipf_plot", "fragmentation_plot", "FATE_COLORS", "masked_tokens_plot", "fate_counts_plot",
+    "loss_curve_plot",
+]
+
+#: One colour per fate of a position (see mlm_lessons.masking.Fate), shared by figures and widgets.
+FATE_COLORS = {"untouched": "#eeeeee", "[MASK]": "#e45756", "random": "#f2a541", "kept": "#59a14f"}
 
 
 def _axis(ax, figsize=(6.4, 4.0)):
@@ -66,4 +72,94 @@ def fragmentation_plot(words: Sequence[str], tokenizers: Mapping[str, object], *
     ax.set_title("How the tokenizers cut domain words")
     ax.legend(frameon=False, fontsize="small")
     ax.yaxis.get_major_locator().set_params(integer=True)
+    return ax
+
+
+def masked_tokens_plot(rows, *, ax=None, width: int = 72, title: str | None = None):
+    """Draw sequences of pieces as coloured boxes, one colour per fate.
+
+    ``rows`` is a list of ``(label, [(shown_text, fate_name), ...])``; long rows wrap after
+    ``width`` characters. Used for the static figures of chapter 2 (the HTML book has no kernel).
+    """
+    if not rows:
+        raise ValueError("rows is empty")
+    lines = []  # (label or "", [(text, fate, x)])
+    for label, pieces in rows:
+        x, current, first = 0, [], True
+        for text, fate in pieces:
+            if fate not in FATE_COLORS:
+                raise ValueError(f"unknown fate {fate!r}; expected one of {list(FATE_COLORS)}")
+            if x and x + len(text) > width:
+                lines.append((label if first else "", current))
+                x, current, first = 0, [], False
+            current.append((text, fate, x))
+            x += len(text) + 1
+        lines.append((label if first else "", current))
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        # one x unit = the width of one monospace character, so boxes sit one space apart
+        char = 0.602 * 8.5 / 72  # inches: DejaVu Sans Mono advance at 8.5 pt
+        left, right = 1.4, 0.2
+        axes_width = (width + 2) * char
+        height = 0.3 * len(lines) + 0.9
+        fig = plt.figure(figsize=(left + axes_width + right, height))
+        ax = fig.add_axes([left / fig.get_figwidth(), 0.5 / height, axes_width / fig.get_figwidth(), (height - 0.8) / height])
+    for row, (label, pieces) in enumerate(lines):
+        y = -row
+        if label:
+            ax.annotate(label, (0, y), xycoords=("axes fraction", "data"), xytext=(-6, 0),
+                        textcoords="offset points", ha="right", va="center", fontsize=9, fontweight="bold")
+        for text, fate, x in pieces:
+            ax.text(x, y, text, ha="left", va="center", family="monospace", fontsize=8.5,
+                    bbox={"boxstyle": "round,pad=0.18", "facecolor": FATE_COLORS[fate], "edgecolor": "none"})
+    ax.set_xlim(-1, width + 1)
+    ax.set_ylim(-len(lines) + 0.4, 0.6)
+    ax.axis("off")
+    import matplotlib.patches as mpatches
+
+    ax.legend(handles=[mpatches.Patch(color=c, label=n) for n, c in FATE_COLORS.items()],
+              loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, frameon=False, fontsize="small")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def fate_counts_plot(observed: Mapping[str, float], expected: Mapping[str, float], *, ax=None, title=None):
+    """Bars of how many positions got each fate, against the expected number (black marks)."""
+    names = [n for n in ("[MASK]", "random", "kept") if n in observed]
+    if not names:
+        raise ValueError("observed holds none of '[MASK]', 'random', 'kept'")
+    ax = _axis(ax, figsize=(4.6, 3.2))
+    bars = ax.bar(names, [observed[n] for n in names], color=[FATE_COLORS[n] for n in names], label="observed")
+    ax.bar_label(bars, fontsize="small", padding=2)
+    ax.scatter(names, [expected[n] for n in names], marker="_", s=900, color="black", zorder=3, label="expected")
+    ax.set_ylabel("positions in the batch")
+    ax.set_ylim(0, 1.18 * max(max(observed[n] for n in names), max(expected[n] for n in names)))
+    ax.legend(frameon=False, fontsize="small")
+    ax.set_title(title or "Fates of the selected positions", fontsize=10)
+    return ax
+
+
+def loss_curve_plot(p: float | None = None, *, vocab_size: int | None = None, ax=None):
+    """The loss term ``-log p`` of the true token against the probability ``p`` the model gives it."""
+    import numpy as np
+
+    ax = _axis(ax, figsize=(5.6, 3.4))
+    low = 1.0 / vocab_size if vocab_size else 1e-4
+    ps = np.logspace(np.log10(low), 0, 400)
+    ax.plot(ps, -np.log(ps), color="#4c78a8")
+    ax.set_xscale("log")
+    ax.set_xlabel("probability the model gives the true token, p")
+    ax.set_ylabel("loss term  -log p  (nats)")
+    if vocab_size:
+        ax.axvline(1 / vocab_size, ls="--", color="grey", lw=0.8)
+        ax.text(1 / vocab_size, 0.3, f" uniform guess\n p = 1/{vocab_size:,}", fontsize="small", color="grey")
+    if p is not None:
+        if not 0 < p <= 1:
+            raise ValueError(f"p must be in (0, 1], got {p!r}")
+        ax.scatter([p], [-np.log(p)], color="#e45756", zorder=3)
+        ax.annotate(f"p = {p:.3g}\n-log p = {-np.log(p):.2f}", (p, -np.log(p)), textcoords="offset points",
+                    xytext=(8, 8), fontsize="small")
+    ax.grid(True, alpha=0.3)
     return ax

@@ -196,6 +196,12 @@ class MLMTokenizer:
             mask = torch.tensor(mask, dtype=torch.long)
         return BatchEncoding(input_ids=ids, attention_mask=mask, word_ids=word_ids)
 
+    def encode_examples(self, texts: Sequence[str], *, max_length: int = 128) -> list[dict]:
+        """One dict per text, ``{"input_ids": [...], "word_ids": [...]}``, unpadded: a dataset for
+        :class:`mlm_lessons.masking.MLMCollator`, which pads and masks each batch."""
+        enc = self.encode_batch(texts, max_length=max_length, padding=False, return_tensors=None)
+        return [{"input_ids": i, "word_ids": w} for i, w in zip(enc["input_ids"], enc["word_ids"])]
+
     # -- words ------------------------------------------------------------------------------
     def words(self, text: str) -> list[str]:
         """The words the tokenizer sees after normalisation and pre-tokenisation."""

@@ -210,3 +210,18 @@ def test_word_statistics():
     assert mlm.zipf_exponent(zipf) == pytest.approx(1.0, abs=0.01)
     with pytest.raises(ValueError, match="too few"):
         mlm.zipf_exponent({"a": 3, "b": 1})
+
+
+def test_stdlib_harvest_refuses_a_patched_interpreter():
+    import torch  # noqa: F401 - importing torch replaces inspect.getfile
+
+    from mlm_lessons.corpus.harvest import harvest_stdlib
+
+    with pytest.raises(RuntimeError, match="must run in a fresh interpreter, but torch"):
+        harvest_stdlib()
+
+
+def test_importing_the_corpus_code_does_not_import_torch():
+    program = "import sys, mlm_lessons, mlm_lessons.corpus._worker; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

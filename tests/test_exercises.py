@@ -11,8 +11,10 @@ import mlm_lessons as mlm
 from mlm_lessons.exercises import exercises
 
 
-def test_every_chapter_one_exercise_is_registered():
+def test_every_exercise_is_registered():
     assert [e.id for e in exercises(1)] == ["01-closer", "01-fragmentation", "01-leaks", "01-roles"]
+    assert [e.id for e in exercises(2)] == ["02-labels", "02-rebalance", "02-select"]
+    assert [e.id for e in exercises(3)] == ["03-accuracy", "03-loss", "03-unigram"]
     assert all(e.prompt for e in exercises())
 
 
@@ -66,3 +68,41 @@ def test_closer(general_tok, corpora):
 def test_unknown_exercise():
     with pytest.raises(ValueError, match="unknown exercise '99-x'; known: 01-closer"):
         mlm.check("99-x", None)
+
+
+def test_chapter_two_checkers():
+    import torch
+
+    from mlm_lessons.widgets import rebalance
+
+    assert mlm.check("02-select", mlm.num_to_select)
+    no_floor = mlm.check("02-select", lambda n, r: round(r * n))
+    assert not no_floor and "at least one position" in no_floor.message
+    assert mlm.check("02-labels", lambda ids, sel: torch.where(sel, ids, torch.full_like(ids, -100)))
+
+    def in_place(ids, sel):
+        ids[~sel] = -100
+        return ids
+
+    assert "modified input_ids" in mlm.check("02-labels", in_place).message
+    assert mlm.check("02-rebalance", rebalance)
+    lopsided = mlm.check("02-rebalance", lambda s, c, v: {**{k: 0 for k in s}, c: v, [k for k in s if k != c][0]: 100 - v})
+    assert not lopsided and "proportion" in lopsided.message
+
+
+def test_chapter_three_checkers():
+    import torch
+    import torch.nn.functional as F
+
+    from mlm_lessons.objective import masked_accuracy, masked_lm_loss, unigram_baseline
+
+    assert mlm.check("03-loss", masked_lm_loss)
+    plain = mlm.check("03-loss", lambda z, y: F.cross_entropy(z.reshape(-1, z.shape[-1]), y.reshape(-1)))
+    assert not plain and "nan" in plain.message
+    everywhere = mlm.check("03-loss", lambda z, y: F.cross_entropy(z.reshape(-1, z.shape[-1]), y.clamp(min=0).reshape(-1)))
+    assert not everywhere and "expected" in everywhere.message
+    assert mlm.check("03-accuracy", masked_accuracy)
+    assert not mlm.check("03-accuracy", lambda z, y: (z.argmax(-1) == y).float().mean())
+    assert mlm.check("03-unigram", unigram_baseline)
+    assert "nan" in mlm.check("03-unigram", lambda c: -((c / c.sum()) * (c / c.sum()).log()).sum()).message
+    assert not mlm.check("03-unigram", lambda c: torch.tensor(1.0))

@@ -211,7 +211,17 @@ def harvest_package(source: str) -> tuple[list[RawDoc], dict]:
 
 
 def harvest_stdlib() -> tuple[list[RawDoc], dict]:
-    """Docstrings of the importable standard library modules, plus the language reference topics."""
+    """Docstrings of the importable standard library modules, plus the language reference topics.
+
+    Needs an interpreter where no large third-party package has been imported: PyTorch, for one,
+    replaces ``inspect.getfile`` when it loads, which would change the corpus.
+    """
+    loaded = [m for m in ("torch", "numpy", "IPython", "tokenizers", "transformers") if m in sys.modules]
+    if loaded:
+        raise RuntimeError(
+            f"harvest_stdlib must run in a fresh interpreter, but {', '.join(loaded)} is already imported "
+            f"(it may patch the standard library); use load_corpus('python-docs'), which builds in a subprocess"
+        )
     names = sorted(n for n in sys.stdlib_module_names if not n.startswith("_"))
     modules, failed = _walk_modules(names, SOURCES["python-docs"]["skip"])
     stdlib_tops = set(sys.stdlib_module_names)
