@@ -202,6 +202,49 @@ class MLMTokenizer:
         enc = self.encode_batch(texts, max_length=max_length, padding=False, return_tensors=None)
         return [{"input_ids": i, "word_ids": w} for i, w in zip(enc["input_ids"], enc["word_ids"])]
 
+    def encode_chunks(self, texts: Sequence[str], *, max_length: int = 128) -> list[dict]:
+        """Every text cut into consecutive chunks of at most ``max_length`` tokens, ``[CLS]`` and
+        ``[SEP]`` included, so that no text is lost to truncation.
+
+        Chunks end at word boundaries (a word longer than a whole chunk is the one exception), and
+        ``word_ids`` are renumbered from 0 in each chunk, ready for whole-word masking.
+        """
+        texts = _check_texts(texts, "texts")
+        if not isinstance(max_length, int) or max_length < 3:
+            raise ValueError(f"max_length must be an int >= 3 (room for [CLS], a piece and [SEP]), got {max_length!r}")
+        budget = max_length - 2
+        chunks = []
+        for enc in self.tokenizer.encode_batch(texts, add_special_tokens=False):
+            words: list[list[int]] = []
+            last = object()
+            for piece, w in zip(enc.ids, enc.word_ids):
+                if w is None or w != last:
+                    words.append([])
+                words[-1].append(piece)
+                last = w
+            current: list[list[int]] = []
+            size = 0
+            for word in words:
+                while len(word) > budget:  # a single word longer than a chunk: cut it
+                    if current:
+                        chunks.append(self._chunk(current))
+                        current, size = [], 0
+                    chunks.append(self._chunk([word[:budget]]))
+                    word = word[budget:]
+                if size + len(word) > budget:
+                    chunks.append(self._chunk(current))
+                    current, size = [], 0
+                current.append(word)
+                size += len(word)
+            if current:
+                chunks.append(self._chunk(current))
+        return chunks
+
+    def _chunk(self, words: list[list[int]]) -> dict:
+        ids = [self.cls_id] + [p for w in words for p in w] + [self.sep_id]
+        word_ids = [None] + [i for i, w in enumerate(words) for _ in w] + [None]
+        return {"input_ids": ids, "word_ids": word_ids}
+
     # -- words ------------------------------------------------------------------------------
     def words(self, text: str) -> list[str]:
         """The words the tokenizer sees after normalisation and pre-tokenisation."""
@@ -301,10 +344,15 @@ def train_tokenizer(
     if not isinstance(min_frequency, int) or min_frequency < 1:
         raise ValueError(f"min_frequency must be a positive int, got {min_frequency!r}")
     tok = _blank_tokenizer(lowercase)
+    # The trainer creates the word-continuing pieces "##x" in the iteration order of a hash map, and
+    # their ids break ties between equally frequent merges: the same text could give a different
+    # vocabulary from run to run (huggingface/tokenizers#1794). Declaring every "##x" up front, in
+    # sorted order, fixes their ids; they are turned back into ordinary pieces below.
+    continuing = _continuing_pieces(tok, texts)
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(SPECIAL_TOKENS) + continuing,
         limit_alphabet=limit_alphabet,
         continuing_subword_prefix="##",
         show_progress=False,
@@ -313,10 +361,23 @@ def train_tokenizer(
     if tok.get_vocab_size() > vocab_size:
         raise ValueError(
             f"vocab_size={vocab_size} is too small: the {len(SPECIAL_TOKENS)} special tokens and the "
-            f"alphabet of the training text alone need {tok.get_vocab_size()} entries; raise vocab_size "
-            f"or lower limit_alphabet (now {limit_alphabet})"
+            f"alphabet of the training text (each character alone and as a word-continuing \"##\" piece) "
+            f"need {tok.get_vocab_size()} entries; raise vocab_size or lower limit_alphabet (now {limit_alphabet})"
         )
-    return _finish(tok)
+    vocab = tok.get_vocab()
+    trained = _blank_tokenizer(lowercase)
+    trained.model = models.WordPiece(vocab=vocab, unk_token=UNK, continuing_subword_prefix="##", max_input_chars_per_word=100)
+    trained.add_special_tokens(list(SPECIAL_TOKENS))  # only the five real ones are special
+    return _finish(trained)
+
+
+def _continuing_pieces(tok: Tokenizer, texts: list[str]) -> list[str]:
+    """``"##x"`` for every character that occurs inside a word (after normalisation), sorted."""
+    chars: set[str] = set()
+    for t in texts:
+        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(t)):
+            chars.update(word[1:])
+    return sorted("##" + c for c in chars)
 
 
 def _finish(tok: Tokenizer) -> MLMTokenizer:

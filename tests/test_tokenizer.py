@@ -153,6 +153,17 @@ def test_domain_tokenizer_fragments_domain_text_less(general_tok, domain_tok, co
     assert len(general_tok.tokenize("backpropagation")) > len(domain_tok.tokenize("backpropagation")) == 1
 
 
+def test_training_is_deterministic(corpora):
+    """tokenizers' trainer alone can give a different vocabulary on every run (hash-map order breaks
+    ties between equally frequent merges); train_tokenizer fixes the order, so the result is stable."""
+    texts = corpora["pytorch-docs"].texts("train")
+    first = mlm.train_tokenizer(texts, vocab_size=4000)
+    assert all(mlm.train_tokenizer(texts, vocab_size=4000).to_json() == first.to_json() for _ in range(3))
+    added = json.loads(first.to_json())["added_tokens"]
+    assert [t["content"] for t in added] == list(mlm.SPECIAL_TOKENS) and all(t["special"] for t in added)
+    assert first.tokenize("##x") == ["#", "#", "x"], "continuing pieces are ordinary vocabulary, not added tokens"
+
+
 def test_training_errors():
     with pytest.raises(ValueError, match=r"vocab_size=5 cannot hold the 5 special tokens"):
         mlm.train_tokenizer(["some text"], vocab_size=5)
