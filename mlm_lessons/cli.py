@@ -1,13 +1,15 @@
 """The command line: ``python -m mlm_lessons <command> ...`` (or ``mlm-lessons <command>``).
 
 Commands follow the book: ``corpus`` (build, inspect, export a corpus), ``tokenizer`` (train one),
-``fragmentation`` (how a tokenizer cuts a corpus's words).
+``fragmentation`` (how a tokenizer cuts a corpus's words), ``pretrain`` (MLM pretraining into a run
+directory) and ``fill-mask`` (ask a trained model to fill in ``[MASK]``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -83,6 +85,51 @@ def cmd_fragmentation(args) -> int:
     return 0
 
 
+def cmd_pretrain(args) -> int:
+    from .training import CHECKPOINT, PRESETS, TOKENIZER, preset, pretrain
+
+    if not args.corpus and not args.paths:
+        raise ValueError("say what to train on: --corpus NAME or --paths FILE ...")
+    out = Path(args.out)
+    corpus = _corpus_from_args(args)
+    if not corpus.valid:
+        raise ValueError(f"the corpus {corpus.name!r} has no validation documents to evaluate on; give it more text")
+    if args.resume:
+        if not (out / CHECKPOINT).is_file():
+            raise ValueError(f"--resume: no checkpoint in {str(out)!r}; start without --resume")
+        tok = MLMTokenizer.load(out / TOKENIZER)
+    else:
+        if (out / CHECKPOINT).is_file():
+            raise ValueError(f"{str(out)!r} already holds a run; continue it with --resume or choose another --out")
+        tok = train_tokenizer(corpus.texts("train"), vocab_size=args.vocab_size)
+    overrides = {"device": args.device, "seed": args.seed}
+    if args.max_steps is not None:
+        overrides["max_steps"] = args.max_steps
+    if args.compile is not None:
+        overrides["compile"] = args.compile
+    model_config, train_config = preset(args.preset, tok.vocab_size, **overrides)
+    result = pretrain(model_config, tok, corpus.texts("train"), corpus.texts("valid"), train_config,
+                      out_dir=out, resume=args.resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 reports
+    last = result.evaluations()[-1] if result.evaluations() else None
+    if last:
+        print(f"step {last['step']}: valid loss {last['valid_loss']:.3f}, accuracy {last['valid_accuracy']:.3f}, "
+              f"perplexity {last['valid_perplexity']:.1f}")
+    print(f"run written to {out} (checkpoint.pt, tokenizer.json, metrics.json, config.json); presets: {', '.join(PRESETS)}")
+    return 0
+
+
+def cmd_fill_mask(args) -> int:
+    from .model import fill_mask
+    from .training import load_run
+
+    model, tok, _ = load_run(args.checkpoint)
+    for i, options in enumerate(fill_mask(model, tok, args.text, top_k=args.top_k)):
+        print(f"[MASK] #{i + 1}: " + "  ".join(f"{t} ({p:.3f})" for t, p in options))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlm_lessons", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +154,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "valid", "test"), default="valid")
     p.add_argument("--words", nargs="+", help="also show the pieces of these words")
     p.set_defaults(func=cmd_fragmentation)
+
+    p = sub.add_parser(
+        "pretrain", help="pretrain an encoder with masked language modeling",
+        description="Train a tokenizer on the corpus's train split, then pretrain a MaskedLM with a preset: "
+                    "cpu-small (minutes on a laptop CPU), colab-t4, a100, h100. Under torchrun the same command "
+                    "runs data-parallel on several GPUs.",
+    )
+    _add_corpus_source(p)
+    p.add_argument("--preset", default="cpu-small", choices=("cpu-small", "colab-t4", "a100", "h100"),
+                   help="model size and training settings (default: cpu-small)")
+    p.add_argument("--out", required=True, help="the run directory: checkpoint.pt, tokenizer.json, metrics.json, config.json")
+    p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: the preset's)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, data order, masks and dropout")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
+    p.add_argument("--vocab-size", type=int, default=8000, help="size of the tokenizer trained for a new run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("fill-mask", help="the most likely pieces for each [MASK] in a sentence")
+    p.add_argument("--checkpoint", required=True, help="a run directory written by pretrain")
+    p.add_argument("text", help='a sentence with [MASK], e.g. "Return a new [MASK] with the same size."')
+    p.add_argument("--top-k", type=int, default=5)
+    p.set_defaults(func=cmd_fill_mask)
     return parser
 
 

@@ -357,3 +357,137 @@ def _check_unigram(answer) -> tuple[bool, str]:
         if abs(got - want) > 1e-6:
             return False, f"counts {counts.tolist()}: you computed {got:.6f}, expected {want:.6f}"
     return True, f"all {len(cases)} cases right"
+
+
+# -- chapter 4 ------------------------------------------------------------------------------
+
+
+@register(
+    "04-attention",
+    4,
+    "Write my_attention(q, k, v, keep) for [B, h, T, d_h] tensors and a boolean keep [B, 1, 1, T]: "
+    "softmax(q k^T / sqrt(d_h)) v with the keys where keep is False given weight 0.",
+)
+def _check_attention(answer) -> tuple[bool, str]:
+    import torch
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    for b, h, t, d in ((1, 1, 4, 8), (2, 4, 7, 16)):
+        q, k, v = (torch.randn(b, h, t, d, generator=g) for _ in range(3))
+        keep = torch.ones(b, 1, 1, t, dtype=torch.bool)
+        keep[-1, ..., t - 2 :] = False  # padding at the end of the last sequence
+        want = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+        got = _call(answer, q, k, v, keep)
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            return False, f"expected a tensor of shape {tuple(want.shape)}, got {getattr(got, 'shape', type(got).__name__)}"
+        if not torch.allclose(got, want, atol=1e-5):
+            unmasked = F.scaled_dot_product_attention(q, k, v)
+            hint = (" – did you apply the mask?" if torch.allclose(got, unmasked, atol=1e-5)
+                    else " – did you divide the scores by sqrt(d_h)?" if torch.allclose(got, F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=1.0), atol=1e-5)
+                    else "")
+            return False, f"differs from scaled_dot_product_attention by {float((got - want).abs().max()):.3g}{hint}"
+    return True, "matches F.scaled_dot_product_attention, padding included"
+
+
+@register(
+    "04-params",
+    4,
+    "Write count_parameters(config) that returns the number of parameters of MaskedLM(config) from "
+    "the sizes alone.",
+)
+def _check_params(answer) -> tuple[bool, str]:
+    from .model import EncoderConfig, MaskedLM
+
+    configs = [
+        EncoderConfig(vocab_size=8000, max_len=64, d_model=128, n_layers=2, n_heads=4, d_ff=512),
+        EncoderConfig(vocab_size=1000, max_len=32, d_model=64, n_layers=3, n_heads=2, d_ff=100, norm="post"),
+        EncoderConfig(vocab_size=30522, max_len=512, d_model=768, n_layers=12, n_heads=12, d_ff=3072, norm="post"),
+    ]
+    for c in configs:
+        want = MaskedLM(c).num_parameters()
+        got = _call(answer, c)
+        if got != want:
+            return False, f"for d_model={c.d_model}, n_layers={c.n_layers}, d_ff={c.d_ff}, V={c.vocab_size}, norm={c.norm!r}: you counted {got!r}, MaskedLM has {want:,}"
+    return True, "exact for 3 configurations, BERT-base's shape among them"
+
+
+@register(
+    "04-causal",
+    4,
+    "Write causal_keep(T): a boolean [T, T] matrix, True where query i may attend to key j in a "
+    "left-to-right model.",
+)
+def _check_causal(answer) -> tuple[bool, str]:
+    import torch
+
+    for t in (1, 4, 9):
+        want = torch.ones(t, t, dtype=torch.bool).tril()
+        got = _call(answer, t)
+        if not isinstance(got, torch.Tensor) or got.dtype != torch.bool or got.shape != want.shape:
+            return False, f"causal_keep({t}) should be a bool tensor of shape ({t}, {t}), got {got!r:.80}"
+        if not torch.equal(got, want):
+            hint = " (that is the transpose: query i sees keys j <= i)" if torch.equal(got, want.T) else ""
+            return False, f"causal_keep({t}) is wrong{hint}"
+    return True, "right for T = 1, 4, 9"
+
+
+# -- chapter 5 ------------------------------------------------------------------------------
+
+
+@register(
+    "05-schedule",
+    5,
+    "Write lr_factor(step, warmup, total): (step + 1) / warmup during the warm-up, then a linear "
+    "decay that reaches 0 at step total.",
+)
+def _check_schedule(answer) -> tuple[bool, str]:
+    from .training import TrainConfig, _lr_lambda
+
+    for warmup, total in ((10, 100), (1, 7), (50, 60)):
+        want = _lr_lambda(TrainConfig(max_steps=total, warmup_steps=warmup))
+        for step in sorted({0, warmup - 1, warmup, (warmup + total) // 2, total - 1, total}):
+            got = _call(answer, step, warmup, total)
+            if not isinstance(got, (int, float)) or abs(got - want(step)) > 1e-9:
+                return False, f"lr_factor({step}, {warmup}, {total}) returned {got!r}, expected {want(step):.4f}"
+    return True, "right during warm-up, at the peak, in the decay and at the end"
+
+
+@register(
+    "05-no-decay",
+    5,
+    "Write no_decay_names(model): the sorted names of the parameters that get no weight decay "
+    "(biases and LayerNorm parameters: those with fewer than two dimensions).",
+)
+def _check_no_decay(answer) -> tuple[bool, str]:
+    from .model import EncoderConfig, MaskedLM
+
+    for norm in ("pre", "post"):
+        model = MaskedLM(EncoderConfig(vocab_size=50, max_len=8, d_model=16, n_layers=2, n_heads=2, d_ff=32, norm=norm))
+        want = sorted(n for n, p in model.named_parameters() if p.dim() < 2)
+        got = _call(answer, model)
+        if list(got) != want:
+            missing = sorted(set(want) - set(got))
+            extra = sorted(set(got) - set(want))
+            parts = []
+            if missing:
+                parts.append(f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''}")
+            if extra:
+                parts.append(f"should not list {extra[:4]}{' ...' if len(extra) > 4 else ''}")
+            return False, f"norm={norm!r}: " + "; ".join(parts or ["the names must be sorted"])
+    return True, "right for a pre-LN and a post-LN model"
+
+
+@register(
+    "05-mfu",
+    5,
+    "Write mfu(flops_per_token, tokens_per_second, peak_flops): the share of the device's peak "
+    "that the model's own FLOPs reach.",
+)
+def _check_mfu(answer) -> tuple[bool, str]:
+    cases = [((2e9, 150_000, 989e12), 2e9 * 150_000 / 989e12), ((1.2e7, 1e4, 6.5e13), 1.2e7 * 1e4 / 6.5e13)]
+    for args, want in cases:
+        got = _call(answer, *args)
+        if not isinstance(got, (int, float)) or abs(got - want) > 1e-12:
+            return False, f"mfu{args} returned {got!r}, expected {want:.4f}"
+    return True, "right (and 2 GFLOP/token at 150k tokens/s on an H100 is an MFU of 30.3%)"

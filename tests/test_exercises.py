@@ -15,6 +15,8 @@ def test_every_exercise_is_registered():
     assert [e.id for e in exercises(1)] == ["01-closer", "01-fragmentation", "01-leaks", "01-roles"]
     assert [e.id for e in exercises(2)] == ["02-labels", "02-rebalance", "02-select"]
     assert [e.id for e in exercises(3)] == ["03-accuracy", "03-loss", "03-unigram"]
+    assert [e.id for e in exercises(4)] == ["04-attention", "04-causal", "04-params"]
+    assert [e.id for e in exercises(5)] == ["05-mfu", "05-no-decay", "05-schedule"]
     assert all(e.prompt for e in exercises())
 
 
@@ -106,3 +108,35 @@ def test_chapter_three_checkers():
     assert mlm.check("03-unigram", unigram_baseline)
     assert "nan" in mlm.check("03-unigram", lambda c: -((c / c.sum()) * (c / c.sum()).log()).sum()).message
     assert not mlm.check("03-unigram", lambda c: torch.tensor(1.0))
+
+
+def test_chapter_four_checkers():
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from mlm_lessons.model import MaskedLM
+
+    assert mlm.check("04-attention", lambda q, k, v, keep: F.scaled_dot_product_attention(q, k, v, attn_mask=keep))
+    unmasked = mlm.check("04-attention", lambda q, k, v, keep: F.scaled_dot_product_attention(q, k, v))
+    assert not unmasked and "did you apply the mask" in unmasked.message
+    unscaled = mlm.check("04-attention", lambda q, k, v, keep: (q @ k.transpose(-2, -1)).masked_fill(~keep, -math.inf).softmax(-1) @ v)
+    assert not unscaled and "sqrt(d_h)" in unscaled.message
+    assert mlm.check("04-params", lambda c: MaskedLM(c).num_parameters())
+    untied = mlm.check("04-params", lambda c: MaskedLM(c).num_parameters() + c.vocab_size * c.d_model)
+    assert not untied and "MaskedLM has" in untied.message
+    assert mlm.check("04-causal", lambda t: torch.ones(t, t, dtype=torch.bool).tril())
+    assert "transpose" in mlm.check("04-causal", lambda t: torch.ones(t, t, dtype=torch.bool).triu()).message
+
+
+def test_chapter_five_checkers():
+    from mlm_lessons.training import TrainConfig, _lr_lambda
+
+    assert mlm.check("05-schedule", lambda s, w, t: _lr_lambda(TrainConfig(max_steps=t, warmup_steps=w))(s))
+    assert not mlm.check("05-schedule", lambda s, w, t: min(1.0, (s + 1) / w))
+    assert mlm.check("05-no-decay", lambda m: sorted(n for n, p in m.named_parameters() if p.dim() < 2))
+    biases_only = mlm.check("05-no-decay", lambda m: sorted(n for n, p in m.named_parameters() if n.endswith("bias")))
+    assert not biases_only and "missing" in biases_only.message and "ln1.weight" in biases_only.message
+    assert mlm.check("05-mfu", lambda f, t, p: f * t / p)
+    assert not mlm.check("05-mfu", lambda f, t, p: t / p)

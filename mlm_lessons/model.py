@@ -1,0 +1,276 @@
+"""A small Transformer encoder and its masked-LM head, readable from top to bottom.
+
+``Encoder``: token + learned position embeddings, then ``n_layers`` blocks of bidirectional
+self-attention (a padding mask keeps real tokens from attending to ``[PAD]``) and a GELU
+feed-forward network, each sublayer wrapped in a residual connection and a LayerNorm – before the
+sublayer (``norm="pre"``, the stable choice for training from scratch) or after it
+(``norm="post"``, BERT's layout, exportable to Hugging Face ``BertForMaskedLM``).
+
+``MaskedLM``: the encoder plus BERT's head – dense, GELU, LayerNorm, and an output projection that
+shares its weights with the token embeddings (plus its own bias). Given labels, the head runs only
+at the labelled positions (sparse prediction): with 15% of positions labelled, that skips 85% of the
+vocabulary projection, most of a small model's compute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .masking import IGNORE_INDEX
+from .objective import masked_lm_loss
+
+__all__ = ["EncoderConfig", "Encoder", "MaskedLM", "MaskedLMOutput", "parameter_table", "flops_per_token", "fill_mask"]
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    vocab_size: int
+    max_len: int = 128
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    d_ff: int = 1024
+    dropout: float = 0.1
+    norm: str = "pre"
+    layer_norm_eps: float = 1e-12  # BERT's value; keeps the export to transformers exact
+
+    def __post_init__(self):
+        for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "d_ff"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"d_model must be divisible by n_heads, got d_model={self.d_model} and n_heads={self.n_heads} "
+                f"(remainder {self.d_model % self.n_heads})"
+            )
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.norm not in ("pre", "post"):
+            raise ValueError(f"norm must be 'pre' (LayerNorm before each sublayer) or 'post' (after, as BERT), got {self.norm!r}")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the whole sequence (no causal mask): every position sees all
+    real positions, left and right."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.n_heads, self.head_dim = config.n_heads, config.head_dim
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.dropout = config.dropout
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None, return_weights: bool = False):
+        batch, length, d = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        weights = None
+        if return_weights:  # spelled out, to look at the attention pattern
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
+            if keep is not None:
+                scores = scores.masked_fill(~keep, float("-inf"))
+            weights = scores.softmax(dim=-1)
+            out = F.dropout(weights, self.dropout, self.training) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
+        out = out.transpose(1, 2).reshape(batch, length, d)
+        return self.proj(out), weights
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.up = nn.Linear(config.d_model, config.d_ff)
+        self.down = nn.Linear(config.d_ff, config.d_model)
+
+    def forward(self, x):
+        return self.down(F.gelu(self.up(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.norm_first = config.norm == "pre"
+        self.attn = SelfAttention(config)
+        self.ffn = FeedForward(config)
+        self.ln1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.ln2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x, keep, return_weights=False):
+        if self.norm_first:  # x + f(LN(x))
+            a, w = self.attn(self.ln1(x), keep, return_weights)
+            x = x + self.drop(a)
+            x = x + self.drop(self.ffn(self.ln2(x)))
+        else:  # LN(x + f(x)), as BERT
+            a, w = self.attn(x, keep, return_weights)
+            x = self.ln1(x + self.drop(a))
+            x = self.ln2(x + self.drop(self.ffn(x)))
+        return x, w
+
+
+class Encoder(nn.Module):
+    """Embeddings and ``n_layers`` blocks; returns one vector of size ``d_model`` per position."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.pos_emb = nn.Embedding(config.max_len, config.d_model)
+        # post-LN (BERT) normalises the embeddings; pre-LN normalises the output of the last block
+        self.emb_ln = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm == "post" else None
+        self.final_ln = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm == "pre" else None
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, return_attention: bool = False):
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be [batch, length], got shape {tuple(input_ids.shape)}")
+        batch, length = input_ids.shape
+        if length > self.config.max_len:
+            raise ValueError(f"sequence length {length} exceeds max_len={self.config.max_len}; truncate the input")
+        positions = torch.arange(length, device=input_ids.device)
+        x = self.tok_emb(input_ids) + self.pos_emb(positions)
+        if self.emb_ln is not None:
+            x = self.emb_ln(x)
+        x = self.drop(x)
+        # keep[b, 1, 1, j]: may any query attend to key j? (broadcast over heads and queries)
+        keep = None
+        if attention_mask is not None:
+            if attention_mask.shape != input_ids.shape:
+                raise ValueError(f"attention_mask {tuple(attention_mask.shape)} must match input_ids {tuple(input_ids.shape)}")
+            keep = attention_mask.bool()[:, None, None, :]
+        maps = []
+        for block in self.blocks:
+            x, w = block(x, keep, return_attention)
+            maps.append(w)
+        if self.final_ln is not None:
+            x = self.final_ln(x)
+        return (x, maps) if return_attention else x
+
+
+@dataclass
+class MaskedLMOutput:
+    """``logits`` is [N, V] (labelled positions only) when labels were given, else [B, T, V]."""
+
+    loss: torch.Tensor | None
+    logits: torch.Tensor
+
+
+class MaskedLM(nn.Module):
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.head_dense = nn.Linear(config.d_model, config.d_model)
+        self.head_ln = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.head_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        """BERT's initialisation: N(0, 0.02) weights, zero biases, LayerNorm at identity."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def head(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states [..., d] to logits [..., V]; the projection is the token embedding matrix."""
+        h = self.head_ln(F.gelu(self.head_dense(hidden)))
+        return F.linear(h, self.encoder.tok_emb.weight, self.head_bias)
+
+    def forward(self, input_ids, attention_mask=None, labels=None) -> MaskedLMOutput:
+        hidden = self.encoder(input_ids, attention_mask)
+        if labels is None:
+            return MaskedLMOutput(None, self.head(hidden))
+        if labels.shape != input_ids.shape:
+            raise ValueError(f"labels {tuple(labels.shape)} must match input_ids {tuple(input_ids.shape)}")
+        selected = labels != IGNORE_INDEX
+        logits = self.head(hidden[selected])  # [N, V]: the head only where there is something to predict
+        return MaskedLMOutput(masked_lm_loss(logits, labels[selected]), logits)
+
+    def num_parameters(self) -> int:
+        """Parameters counted once (the tied output projection is the embedding matrix)."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def parameter_table(model: MaskedLM) -> list[dict]:
+    """Parameters by part of the model, as rows for a table."""
+    parts = {"token embeddings (tied with the output)": 0, "position embeddings": 0, "attention": 0,
+             "feed-forward": 0, "layer norms": 0, "MLM head (dense + norm + bias)": 0}
+    for name, p in model.named_parameters():
+        if "tok_emb" in name:
+            key = "token embeddings (tied with the output)"
+        elif "pos_emb" in name:
+            key = "position embeddings"
+        elif ".attn." in name:
+            key = "attention"
+        elif ".ffn." in name:
+            key = "feed-forward"
+        elif name.startswith("head_"):
+            key = "MLM head (dense + norm + bias)"
+        else:
+            key = "layer norms"
+        parts[key] += p.numel()
+    total = sum(parts.values())
+    return [{"part": k, "parameters": v, "share": v / total} for k, v in parts.items()] + [
+        {"part": "total", "parameters": total, "share": 1.0}
+    ]
+
+
+def flops_per_token(config: EncoderConfig, seq_len: int, labelled_fraction: float = 0.15, training: bool = True) -> float:
+    """Floating-point operations per input token (a multiply-add counts 2).
+
+    Per layer and token: the four d×d projections and the two d×d_ff ones (2 FLOPs per weight), and
+    attention's two products over ``seq_len`` keys (2 · 2 · seq_len · d). The head (d×d dense and the
+    d×V projection) runs at the labelled fraction of the positions only. Training costs three times
+    the forward pass (forward, and a backward twice as expensive).
+    """
+    if not 0 < labelled_fraction <= 1:
+        raise ValueError(f"labelled_fraction must be in (0, 1], got {labelled_fraction!r}")
+    d = config.d_model
+    per_layer = 2 * (4 * d * d + 2 * d * config.d_ff) + 4 * seq_len * d
+    head = 2 * (d * d + d * config.vocab_size) * labelled_fraction
+    forward = config.n_layers * per_layer + head
+    return 3 * forward if training else forward
+
+
+@torch.no_grad()
+def fill_mask(model: MaskedLM, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
+    """For each ``[MASK]`` in ``text``, the ``top_k`` most likely pieces with their probabilities."""
+    if "[MASK]" not in text:
+        raise ValueError(f"text must contain [MASK] where a piece should be predicted, got {text!r}")
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    batch = tokenizer.encode_batch([text], max_length=model.config.max_len)
+    ids = batch.input_ids.to(device)
+    logits = model(ids, batch.attention_mask.to(device)).logits[0]
+    model.train(was_training)
+    results = []
+    for pos in (ids[0] == tokenizer.mask_id).nonzero().flatten().tolist():
+        probs = logits[pos].float().softmax(-1)
+        probs[sorted(tokenizer.special_ids)] = 0.0  # never propose [PAD], [CLS], ...
+        top = probs.topk(top_k)
+        results.append([(tokenizer.id_to_token(i), p) for i, p in zip(top.indices.tolist(), top.values.tolist())])
+    return results

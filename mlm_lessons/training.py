@@ -1,0 +1,507 @@
+"""Pretraining with MLM: one ``pretrain`` for the notebook, the command line and ``torchrun``.
+
+Every optimizer step: build this step's batch (dynamic masking), run the micro-batches (gradient
+accumulation, mixed precision where the device supports it), clip the gradient norm, step AdamW
+and the learning-rate schedule (linear warm-up, then linear decay). Every ``eval_every`` steps:
+masked-token loss, accuracy and perplexity on validation text masked once with a fixed seed, so
+the curve compares like with like.
+
+Reproducibility: the data order, the masks and the dropout of step ``s`` are derived from
+``(seed, rank, s)`` alone, so a run resumed from a checkpoint continues exactly as an uninterrupted
+one would (bit for bit on a CPU). Under ``torchrun`` each rank takes its share of every batch, the
+gradients are averaged by DistributedDataParallel, and rank 0 evaluates, logs and saves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .masking import MaskingConfig, mask_once, mask_tokens, pad_examples
+from .model import EncoderConfig, MaskedLM, flops_per_token
+from .objective import masked_lm_loss
+
+__all__ = [
+    "TrainConfig", "PRESETS", "preset", "pretrain", "PretrainResult", "evaluate", "pick_device",
+    "save_checkpoint", "load_checkpoint", "load_run", "peak_flops", "set_training_seed",
+]
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+TOKENIZER = "tokenizer.json"
+CONFIG = "config.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. ``batch_size`` counts sequences per optimizer step, over all micro-batches
+    (``grad_accum``) and all processes."""
+
+    max_steps: int = 1000
+    batch_size: int = 32
+    grad_accum: int = 1
+    max_length: int = 128
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.98)
+    adam_eps: float = 1e-6
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.0
+    clip_norm: float = 1.0
+    eval_every: int = 100
+    eval_sequences: int = 512
+    log_every: int = 10
+    checkpoint_every: int = 0  # 0: only at the end
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # "auto", "fp32", "bf16", "fp16"
+    compile: bool = False
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+
+    def __post_init__(self):
+        if isinstance(self.masking, dict):
+            object.__setattr__(self, "masking", MaskingConfig(**self.masking))
+        object.__setattr__(self, "betas", tuple(self.betas))
+        for name in ("max_steps", "batch_size", "grad_accum", "max_length", "eval_every", "eval_sequences", "log_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        for name in ("warmup_steps", "checkpoint_every", "seed"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {v!r}")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"batch_size={self.batch_size} must be divisible by grad_accum={self.grad_accum} "
+                f"(each micro-batch holds batch_size / grad_accum sequences)"
+            )
+        if self.max_length < 3:
+            raise ValueError(f"max_length must be >= 3, got {self.max_length}")
+        if self.warmup_steps >= self.max_steps:
+            raise ValueError(f"warmup_steps={self.warmup_steps} must be smaller than max_steps={self.max_steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        if self.weight_decay < 0 or self.clip_norm <= 0:
+            raise ValueError(f"weight_decay must be >= 0 and clip_norm > 0, got {self.weight_decay!r} and {self.clip_norm!r}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+#: Named set-ups: (model sizes, training settings). ``cpu-small`` is chapter 5's run on a laptop CPU.
+PRESETS: dict[str, tuple[dict, dict]] = {
+    "cpu-small": (
+        # no dropout: a few epochs of a tiny model are far from overfitting, and dropout slows it down
+        dict(max_len=64, d_model=128, n_layers=2, n_heads=4, d_ff=512, dropout=0.0),
+        dict(max_steps=2000, batch_size=32, max_length=64, lr=2e-3, warmup_steps=200, eval_every=250, eval_sequences=256, log_every=50),
+    ),
+    "colab-t4": (
+        dict(max_len=128, d_model=256, n_layers=4, n_heads=4, d_ff=1024, dropout=0.1),
+        dict(max_steps=4000, batch_size=128, max_length=128, lr=7e-4, warmup_steps=300, eval_every=250, log_every=50),
+    ),
+    "a100": (
+        dict(max_len=128, d_model=512, n_layers=8, n_heads=8, d_ff=2048, dropout=0.1),
+        dict(max_steps=6000, batch_size=256, max_length=128, lr=5e-4, warmup_steps=500, eval_every=500, log_every=50, compile=True),
+    ),
+    "h100": (
+        dict(max_len=128, d_model=768, n_layers=12, n_heads=12, d_ff=3072, dropout=0.1),
+        dict(max_steps=6000, batch_size=256, max_length=128, lr=4e-4, warmup_steps=500, eval_every=500, log_every=50, compile=True),
+    ),
+}
+
+
+def preset(name: str, vocab_size: int, **train_overrides) -> tuple[EncoderConfig, TrainConfig]:
+    """The model and training configuration of a preset, with training settings overridden.
+
+    Overriding ``max_steps`` alone also scales the warm-up to the same 10% of the run the presets
+    use (a short trial run keeps the shape of its schedule); pass ``warmup_steps`` to set it.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    model_kw, train_kw = PRESETS[name]
+    train_kw = {**train_kw, **train_overrides}
+    if "max_steps" in train_overrides and "warmup_steps" not in train_overrides:
+        train_kw["warmup_steps"] = max(1, train_kw["max_steps"] // 10) if train_kw["max_steps"] > 1 else 0
+    return EncoderConfig(vocab_size=vocab_size, **model_kw), TrainConfig(**train_kw)
+
+
+# -- devices, precision, peak FLOPs ----------------------------------------------------------
+
+#: Dense peak TFLOP/s by GPU and precision (vendor figures, no sparsity).
+PEAK_TFLOPS = {
+    "H100 PCIe": {"bf16": 756, "fp16": 756, "fp32": 51},
+    "H100": {"bf16": 989, "fp16": 989, "fp32": 67},
+    "H200": {"bf16": 989, "fp16": 989, "fp32": 67},
+    "A100": {"bf16": 312, "fp16": 312, "fp32": 19.5},
+    "L4": {"bf16": 121, "fp16": 121, "fp32": 30.3},
+    "T4": {"fp16": 65, "fp32": 8.1},
+}
+
+
+def peak_flops(device: torch.device, precision: str) -> float | None:
+    """The GPU's dense peak in FLOP/s for ``precision``, or None when unknown (CPU, other GPUs)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key in PEAK_TFLOPS:  # ordered: "H100 PCIe" before "H100"
+        if all(part in name for part in key.split()):
+            tflops = PEAK_TFLOPS[key].get(precision)
+            return tflops * 1e12 if tflops else None
+    return None
+
+
+def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto``: CUDA if available (this process's GPU under torchrun), else Apple MPS, else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} asked for, but CUDA is not available here; use device='auto' or 'cpu'")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)  # "cuda": this process's GPU
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={name!r} asked for, but Apple MPS is not available here; use 'auto' or 'cpu'")
+    return device
+
+
+def _precision(config: TrainConfig, device: torch.device) -> str:
+    if config.precision != "auto":
+        if config.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("precision='bf16' asked for, but this GPU has no bf16 support; use 'fp16' or 'auto'")
+        if config.precision in ("bf16", "fp16") and device.type != "cuda":
+            raise ValueError(f"precision={config.precision!r} is for CUDA GPUs; on {device.type} use 'fp32' or 'auto'")
+        return config.precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"  # a T4 has no bf16: fp16 + loss scaling
+    return "fp32"
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+# -- reproducible randomness ---------------------------------------------------------------------
+
+
+def _mix(*parts: int) -> int:
+    """A 63-bit seed from several integers (seed, rank, step, ...), well spread."""
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h = (h ^ (p + 0x632BE59BD9B4E019 + (h << 6) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+def set_training_seed(seed: int) -> None:
+    """Seed torch's generators (CPU and every GPU): model initialisation and dropout."""
+    torch.manual_seed(seed)
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(_mix(seed, 7919, epoch)))
+
+
+def _step_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """The dataset indices of step ``step``'s global batch: consecutive slices of a fresh
+    permutation per epoch (a function of the step alone, so resuming needs no sampler state)."""
+    per_epoch = max(1, n // batch_size)
+    epoch, k = divmod(step, per_epoch)
+    return _epoch_order(n, seed, epoch)[k * batch_size : (k + 1) * batch_size].tolist()
+
+
+# -- distributed ------------------------------------------------------------------------------
+
+
+def _dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank); (0, 1, 0) when not launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate(model: MaskedLM, batches: list[dict], device: torch.device, precision: str = "fp32") -> dict:
+    """Masked-token loss (token mean), accuracy and perplexity over pre-masked batches."""
+    was_training = model.training
+    model.eval()
+    total, correct, count = 0.0, 0, 0
+    for b in batches:
+        ids, mask, labels = (b[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
+        with _autocast(device, precision):
+            out = model(ids, mask, labels)
+        targets = labels[labels != -100]
+        total += masked_lm_loss(out.logits.float(), targets, reduction="sum").item()
+        correct += int((out.logits.argmax(-1) == targets).sum())
+        count += targets.numel()
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("the evaluation batches hold no labelled position")
+    loss = total / count
+    return {"loss": loss, "accuracy": correct / count, "perplexity": math.exp(loss), "positions": count}
+
+
+def _eval_batches(tokenizer, texts, config: TrainConfig, batch_size: int = 64) -> list[dict]:
+    examples = tokenizer.encode_chunks(texts, max_length=config.max_length)[: config.eval_sequences]
+    if not examples:
+        raise ValueError("the validation texts give no sequence to evaluate on")
+    masked = mask_once(examples, tokenizer, config.masking, generator=torch.Generator().manual_seed(_mix(config.seed, 424242)))
+    return [pad_examples(masked[i : i + batch_size], pad_id=tokenizer.pad_id) for i in range(0, len(masked), batch_size)]
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+
+def _unwrap(model: torch.nn.Module) -> MaskedLM:
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    return getattr(model, "_orig_mod", model)  # torch.compile
+
+
+def save_checkpoint(path: str | os.PathLike, **state) -> Path:
+    """``torch.save`` to a temporary file, then rename: a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True``: tensors and plain Python values, no code."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no checkpoint at {str(path)!r}")
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def load_run(run_dir: str | os.PathLike, device: str = "cpu"):
+    """``(model, tokenizer, checkpoint)`` from a run directory written by :func:`pretrain`."""
+    from .tokenizer import MLMTokenizer
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).is_file():
+        raise ValueError(f"{str(run_dir)!r} holds no {CHECKPOINT}; train with `python -m mlm_lessons pretrain --out {run_dir}`")
+    ckpt = load_checkpoint(run_dir / CHECKPOINT, map_location=device)
+    model = MaskedLM(EncoderConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), MLMTokenizer.load(run_dir / TOKENIZER), ckpt
+
+
+# -- the training loop --------------------------------------------------------------------------
+
+
+@dataclass
+class PretrainResult:
+    model: MaskedLM
+    history: list[dict]
+    out_dir: Path | None
+
+    def evaluations(self) -> list[dict]:
+        return [h for h in self.history if "valid_loss" in h]
+
+
+def _lr_lambda(config: TrainConfig):
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+        return config.min_lr_ratio + (1 - config.min_lr_ratio) * max(0.0, 1 - progress)
+
+    return factor
+
+
+def _optimizer(model: MaskedLM, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.dim() >= 2]  # weight matrices and embeddings
+    no_decay = [p for p in model.parameters() if p.dim() < 2]  # biases and LayerNorm scales
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.adam_eps, fused=device.type == "cuda")
+
+
+def pretrain(
+    model: MaskedLM | EncoderConfig,
+    tokenizer,
+    train_texts,
+    valid_texts,
+    config: TrainConfig,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> PretrainResult:
+    """Pretrain ``model`` (or a new one built from an ``EncoderConfig``) with masked language modeling.
+
+    ``train_texts``/``valid_texts`` are lists of documents (cut into chunks of ``max_length``).
+    With ``out_dir`` the run writes ``checkpoint.pt``, ``tokenizer.json``, ``metrics.json`` and
+    ``config.json`` there; ``resume=True`` continues from its checkpoint; ``stop_after`` ends this
+    session after that step with a checkpoint (the schedule still runs to ``max_steps``).
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    rank, world, local_rank = _dist_info()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() and config.device != "cpu" else "gloo")
+    if config.batch_size % (config.grad_accum * world):
+        raise ValueError(
+            f"batch_size={config.batch_size} must be divisible by grad_accum × processes = "
+            f"{config.grad_accum} × {world}"
+        )
+    device = pick_device(config.device, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    precision = _precision(config, device)
+    if isinstance(model, EncoderConfig):
+        set_training_seed(config.seed)
+        model = MaskedLM(model)
+    if not isinstance(model, MaskedLM):
+        raise ValueError(f"model must be a MaskedLM or an EncoderConfig, got {type(model).__name__}")
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"the model's vocab_size={model.config.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
+    if config.max_length > model.config.max_len:
+        raise ValueError(f"max_length={config.max_length} exceeds the model's max_len={model.config.max_len}")
+    out_dir = Path(out_dir) if out_dir is not None else None
+    if resume and (out_dir is None or not (out_dir / CHECKPOINT).is_file()):
+        raise ValueError(f"resume=True needs a checkpoint in out_dir, found none in {str(out_dir)!r}")
+
+    train = tokenizer.encode_chunks(list(train_texts), max_length=config.max_length)
+    if len(train) < config.batch_size:
+        raise ValueError(f"{len(train)} training sequences are fewer than one batch of {config.batch_size}")
+    eval_batches = _eval_batches(tokenizer, list(valid_texts), config) if rank == 0 else []
+
+    model = model.to(device)
+    optimizer = _optimizer(model, config, device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
+    scaler = torch.amp.GradScaler("cuda" if device.type == "cuda" else "cpu", enabled=precision == "fp16")
+    start, history = 0, []
+    if resume:
+        ckpt = load_checkpoint(out_dir / CHECKPOINT, map_location=device)
+        if ckpt["model_config"] != model.config.to_dict():
+            raise ValueError("the checkpoint's model configuration differs from this model's; resume with the same preset")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+        start, history = ckpt["step"], list(ckpt["history"])
+    trained = model
+    if config.compile:
+        trained = torch.compile(trained)
+    if world > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def checkpoint(step: int) -> None:
+        if rank != 0 or out_dir is None:
+            return
+        rng = {"torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(device)
+        save_checkpoint(
+            out_dir / CHECKPOINT, format=1, step=step, model=_unwrap(model).state_dict(),
+            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+            rng=rng, model_config=model.config.to_dict(), train_config=config.to_dict(), history=history,
+        )
+        (out_dir / METRICS).write_text(json.dumps(history, indent=1))
+        (out_dir / CONFIG).write_text(json.dumps({"model": model.config.to_dict(), "train": config.to_dict(),
+                                                  "precision": precision, "device": str(device), "processes": world}, indent=1))
+        tokenizer.save(out_dir / TOKENIZER)
+
+    micro = config.batch_size // (config.grad_accum * world)
+    flops = flops_per_token(model.config, config.max_length, config.masking.mask_ratio)
+    peak = peak_flops(device, precision)
+    end = config.max_steps if stop_after is None else min(config.max_steps, stop_after)
+    bar = tqdm(range(start, end), initial=start, total=config.max_steps, desc="pretraining",
+               disable=not progress or rank != 0, dynamic_ncols=True)
+    trained.train()
+    window = {"loss": 0.0, "steps": 0, "tokens": 0, "positions": 0, "time": 0.0}
+    for step in bar:
+        t0 = time.perf_counter()
+        set_training_seed(_mix(config.seed, rank, step))  # dropout of this step, on this rank
+        indices = _step_indices(len(train), config.batch_size, config.seed, step)[rank::world]
+        batches = []
+        for m in range(config.grad_accum):
+            b = pad_examples([train[i] for i in indices[m * micro : (m + 1) * micro]], pad_id=tokenizer.pad_id,
+                             pad_to_multiple_of=8 if device.type == "cuda" else None)
+            gen = torch.Generator().manual_seed(_mix(config.seed, rank, step, m, 1))
+            b["input_ids"], b["labels"] = mask_tokens(
+                b["input_ids"], config.masking, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
+                special_ids=tokenizer.special_ids, generator=gen, word_ids=b.pop("word_ids", None),
+            )
+            batches.append({k: v.to(device, non_blocking=True) for k, v in b.items()})
+        n_labels = torch.tensor(float(sum(int((b["labels"] != -100).sum()) for b in batches)), device=device)
+        if world > 1:
+            dist.all_reduce(n_labels)
+        loss_sum = torch.zeros((), device=device)
+        for m, b in enumerate(batches):
+            sync = m == len(batches) - 1 or world == 1
+            with (contextlib.nullcontext() if sync else trained.no_sync()), _autocast(device, precision):
+                out = trained(b["input_ids"], b["attention_mask"], b["labels"])
+                # a token mean over the whole step: sum over this micro-batch / all labels of the step
+                # (× world: DistributedDataParallel averages the gradients of the processes)
+                part = out.loss * (b["labels"] != -100).sum() / n_labels.clamp(min=1)
+            scaler.scale(part * world).backward()
+            loss_sum += part.detach()
+        scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        if world > 1:
+            dist.all_reduce(loss_sum)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        window["loss"] += loss_sum.item()
+        window["steps"] += 1
+        window["tokens"] += sum(int(b["attention_mask"].sum()) for b in batches) * world
+        window["positions"] += sum(b["attention_mask"].numel() for b in batches) * world
+        window["time"] += time.perf_counter() - t0
+        done = step + 1
+        if done % config.log_every == 0 or done == config.max_steps or done == end:
+            entry = {"step": done, "train_loss": window["loss"] / window["steps"], "lr": scheduler.get_last_lr()[0],
+                     "grad_norm": float(grad_norm), "tokens_per_s": window["tokens"] / window["time"]}
+            if peak:
+                entry["mfu"] = flops * window["positions"] / window["time"] / (peak * world)
+            history.append(entry)
+            bar.set_postfix(loss=f"{entry['train_loss']:.3f}", tok_s=f"{entry['tokens_per_s']:.0f}")
+            window = {k: 0 if k != "time" else 0.0 for k in window}
+        if rank == 0 and (done % config.eval_every == 0 or done == config.max_steps):
+            metrics = evaluate(_unwrap(model), eval_batches, device, precision)
+            history.append({"step": done, "valid_loss": metrics["loss"], "valid_accuracy": metrics["accuracy"],
+                            "valid_perplexity": metrics["perplexity"]})
+        if config.checkpoint_every and done % config.checkpoint_every == 0 and done != end:
+            checkpoint(done)
+    checkpoint(end)
+    if world > 1:
+        dist.barrier()
+    return PretrainResult(_unwrap(model), history, out_dir)

@@ -1,0 +1,166 @@
+"""Pretraining: configuration, schedule, exact resume, DDP on two CPU processes, the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import mlm_lessons as mlm
+from mlm_lessons.cli import main
+from mlm_lessons.model import EncoderConfig
+from mlm_lessons.training import (
+    PRESETS, TrainConfig, _lr_lambda, evaluate, load_checkpoint, load_run, peak_flops, preset, pretrain,
+)
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_data import tiny_tokenizer_and_texts  # noqa: E402
+
+TINY_MODEL = dict(max_len=16, d_model=32, n_layers=1, n_heads=2, d_ff=64)
+
+
+def tiny_config(**kw):
+    base = dict(max_steps=6, batch_size=8, max_length=16, warmup_steps=2, eval_every=3, eval_sequences=16,
+                log_every=1, device="cpu", seed=1)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 10, "grad_accum": 3}, "batch_size=10 must be divisible by grad_accum=3"),
+        ({"warmup_steps": 10, "max_steps": 10}, "warmup_steps=10 must be smaller than max_steps=10"),
+        ({"lr": 0}, "lr must be > 0"),
+        ({"max_steps": 0}, "max_steps must be a positive int, got 0"),
+        ({"precision": "fp8"}, "precision must be"),
+        ({"device": "tpu"}, "device must be"),
+        ({"betas": (0.9, 1.2)}, "betas must be two numbers"),
+        ({"max_length": 2}, "max_length must be >= 3"),
+    ],
+)
+def test_config_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_presets():
+    assert set(PRESETS) == {"cpu-small", "colab-t4", "a100", "h100"}
+    model_config, train_config = preset("cpu-small", 8000)
+    assert model_config.vocab_size == 8000 and train_config.max_length <= model_config.max_len
+    _, short = preset("cpu-small", 8000, max_steps=30)
+    assert short.max_steps == 30 and short.warmup_steps == 3
+    with pytest.raises(ValueError, match="unknown preset 'tpu'; choose one of cpu-small, colab-t4, a100, h100"):
+        preset("tpu", 8000)
+    assert TrainConfig(masking={"mask_ratio": 0.3}).masking == mlm.MaskingConfig(mask_ratio=0.3)
+
+
+def test_learning_rate_schedule():
+    factor = _lr_lambda(TrainConfig(max_steps=100, warmup_steps=10, min_lr_ratio=0.1))
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(55) == pytest.approx(0.1 + 0.9 * 0.5) and factor(100) == pytest.approx(0.1)
+
+
+def test_precision_and_device_errors():
+    tok, train, valid = tiny_tokenizer_and_texts()
+    with pytest.raises(ValueError, match="precision='bf16' is for CUDA GPUs"):
+        pretrain(EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL), tok, train, valid, tiny_config(precision="bf16"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available here"):
+            pretrain(EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL), tok, train, valid, tiny_config(device="cuda"))
+    assert peak_flops(torch.device("cpu"), "fp32") is None
+
+
+def test_training_lowers_the_validation_loss(tmp_path):
+    tok, train, valid = tiny_tokenizer_and_texts()
+    result = pretrain(EncoderConfig(vocab_size=tok.vocab_size, dropout=0.0, **TINY_MODEL), tok, train, valid,
+                      tiny_config(max_steps=60, eval_every=20, lr=3e-3), out_dir=tmp_path, progress=False)
+    evals = result.evaluations()
+    assert [e["step"] for e in evals] == [20, 40, 60]
+    assert evals[-1]["valid_loss"] < evals[0]["valid_loss"] < mlm.uniform_baseline(tok.vocab_size)
+    assert {"train_loss", "lr", "grad_norm", "tokens_per_s"} <= set(result.history[0])
+    assert json.loads((tmp_path / "metrics.json").read_text()) == result.history
+    assert not list(tmp_path.glob(".*tmp*")), "checkpoints are written atomically"
+
+
+def _without_timing(history):
+    return [{k: v for k, v in h.items() if k not in ("tokens_per_s", "mfu")} for h in history]
+
+
+def test_resuming_gives_bit_identical_parameters(tmp_path):
+    tok, train, valid = tiny_tokenizer_and_texts()
+    model_config = EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL)  # dropout 0.1: RNG matters
+    config = tiny_config(grad_accum=2)
+    whole = pretrain(model_config, tok, train, valid, config, out_dir=tmp_path / "whole", progress=False)
+    first = pretrain(model_config, tok, train, valid, config, out_dir=tmp_path / "split", stop_after=3, progress=False)
+    assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["step"] == 3
+    assert not all(torch.equal(a, b) for a, b in zip(first.model.parameters(), whole.model.parameters()))
+    rest = pretrain(model_config, tok, train, valid, config, out_dir=tmp_path / "split", resume=True, progress=False)
+    for (name, a), b in zip(whole.model.named_parameters(), rest.model.parameters()):
+        assert torch.equal(a, b), name
+    assert _without_timing(rest.history) == _without_timing(whole.history)
+
+
+def test_checkpoint_holds_everything_and_loads_safely(tmp_path):
+    tok, train, valid = tiny_tokenizer_and_texts()
+    pretrain(EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL), tok, train, valid, tiny_config(), out_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")  # weights_only=True inside
+    assert {"model", "optimizer", "scheduler", "scaler", "rng", "step", "model_config", "train_config", "history"} <= set(ckpt)
+    model, tokenizer, _ = load_run(tmp_path)
+    assert tokenizer == tok and model.config.d_model == 32
+    with pytest.raises(ValueError, match="resume=True needs a checkpoint"):
+        pretrain(EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL), tok, train, valid, tiny_config(),
+                 out_dir=tmp_path / "empty", resume=True)
+    with pytest.raises(ValueError, match="holds no checkpoint.pt"):
+        load_run(tmp_path / "empty")
+
+
+def test_evaluation_uses_a_fixed_mask():
+    from mlm_lessons.training import _eval_batches
+
+    tok, _, valid = tiny_tokenizer_and_texts()
+    config = tiny_config()
+    a, b = _eval_batches(tok, valid, config), _eval_batches(tok, valid, config)
+    assert all(torch.equal(x["labels"], y["labels"]) for x, y in zip(a, b))
+    from mlm_lessons.model import MaskedLM
+
+    model = MaskedLM(EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL))
+    first, second = evaluate(model, a, torch.device("cpu")), evaluate(model, a, torch.device("cpu"))
+    assert first == second and first["perplexity"] == pytest.approx(torch.tensor(first["loss"]).exp().item())
+
+
+def test_ddp_on_two_cpu_processes(tmp_path):
+    worker = Path(__file__).parent / "ddp_worker.py"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker), str(tmp_path)],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = ((tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1))
+    assert r0 == r1 and r0[1] == "2", "identical parameters on every rank, two processes"
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    import hashlib
+
+    digest = hashlib.sha256(b"".join(t.numpy().tobytes() for t in ckpt["model"].values() if t.dtype.is_floating_point)).hexdigest()
+    assert ckpt["step"] == 4 and digest == r0[0]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["processes"] == 2
+    assert len(list((tmp_path / "run").iterdir())) == 4  # checkpoint, tokenizer, metrics, config: rank 0 only
+
+
+def test_cli_pretrain_and_fill_mask(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["pretrain", "--corpus", "numpy-docs", "--max-steps", "2", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "step 2: valid loss" in printed and (out / "checkpoint.pt").is_file()
+    assert main(["pretrain", "--corpus", "numpy-docs", "--max-steps", "2", "--out", str(out), "--quiet"]) == 2
+    assert "already holds a run; continue it with --resume" in capsys.readouterr().err
+    assert main(["pretrain", "--corpus", "numpy-docs", "--max-steps", "2", "--out", str(out), "--quiet", "--resume"]) == 0
+    capsys.readouterr()
+    assert main(["fill-mask", "--checkpoint", str(out), "Return a new [MASK] with the same size.", "--top-k", "3"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("[MASK] #1: ") and line.count("(") == 3
+    assert main(["fill-mask", "--checkpoint", str(tmp_path / "none"), "a [MASK]"]) == 2
+    assert main(["pretrain", "--corpus", "numpy-docs", "--out", str(tmp_path / "r2"), "--resume", "--quiet"]) == 2
