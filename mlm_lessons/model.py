@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._checks import require_ints
 from .masking import IGNORE_INDEX
 from .objective import masked_lm_loss
 
@@ -40,10 +41,7 @@ class EncoderConfig:
     layer_norm_eps: float = 1e-12  # BERT's value; keeps the export to transformers exact
 
     def __post_init__(self):
-        for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "d_ff"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        require_ints(self, ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "d_ff"), minimum=1)
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model must be divisible by n_heads, got d_model={self.d_model} and n_heads={self.n_heads} "

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ._checks import require_ints
 from .masking import MaskingConfig, mask_once, mask_tokens, pad_examples
 from .model import EncoderConfig, MaskedLM, flops_per_token
 from .objective import masked_lm_loss
@@ -71,14 +72,8 @@ class TrainConfig:
         if isinstance(self.masking, dict):
             object.__setattr__(self, "masking", MaskingConfig(**self.masking))
         object.__setattr__(self, "betas", tuple(self.betas))
-        for name in ("max_steps", "batch_size", "grad_accum", "max_length", "eval_every", "eval_sequences", "log_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        for name in ("warmup_steps", "checkpoint_every", "seed"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {v!r}")
+        require_ints(self, ("max_steps", "batch_size", "grad_accum", "max_length", "eval_every", "eval_sequences", "log_every"), minimum=1)
+        require_ints(self, ("warmup_steps", "checkpoint_every", "seed"), minimum=0)
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"batch_size={self.batch_size} must be divisible by grad_accum={self.grad_accum} "

@@ -36,6 +36,7 @@ def tiny_config(**kw):
         ({"warmup_steps": 10, "max_steps": 10}, "warmup_steps=10 must be smaller than max_steps=10"),
         ({"lr": 0}, "lr must be > 0"),
         ({"max_steps": 0}, "max_steps must be a positive int, got 0"),
+        ({"seed": -1}, "seed must be an int >= 0, got -1"),
         ({"precision": "fp8"}, "precision must be"),
         ({"device": "tpu"}, "device must be"),
         ({"betas": (0.9, 1.2)}, "betas must be two numbers"),
