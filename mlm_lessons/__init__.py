@@ -1,8 +1,9 @@
 """mlm_lessons: the companion package of the book *Masked Language Modeling, Step by Step*.
 
 The modules follow the book, each importing only those before it:
-``corpus`` (ch. 1) -> ``tokenizer`` (ch. 1) -> ``masking`` (ch. 2) -> ``objective`` (ch. 3) -> ... ;
-``display``, ``plots``, ``widgets``, ``exercises`` and the command line sit on top.
+``corpus`` (ch. 1) -> ``tokenizer`` (ch. 1) -> ``masking`` (ch. 2) -> ``objective`` (ch. 3) ->
+``model`` (ch. 4) -> ``training`` (ch. 5) -> ``adaptation`` (ch. 7) -> ``tasks`` -> ``finetuning`` (ch. 8);
+``display``, ``plots``, ``widgets``, ``exercises``, ``hf`` and the command line sit on top.
 
 The public names below are imported on first use, so that ``import mlm_lessons`` stays light: the
 corpus harvest in particular must run in an interpreter where PyTorch has not been imported

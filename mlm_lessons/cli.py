@@ -2,7 +2,8 @@
 
 Commands follow the book: ``corpus`` (build, inspect, export a corpus), ``tokenizer`` (train one),
 ``fragmentation`` (how a tokenizer cuts a corpus's words), ``pretrain`` (MLM pretraining into a run
-directory) and ``fill-mask`` (ask a trained model to fill in ``[MASK]``).
+directory), ``fill-mask`` (ask a trained model to fill in ``[MASK]``), ``dapt`` (continue
+pretraining on a domain) and ``finetune`` (train a classification or token-labeling head).
 """
 
 from __future__ import annotations
@@ -130,6 +131,68 @@ def cmd_fill_mask(args) -> int:
     return 0
 
 
+def cmd_dapt(args) -> int:
+    from .adaptation import dapt, dapt_config, domain_words, extend_vocabulary, load_pretrained
+    from .training import TrainConfig
+
+    from .training import CHECKPOINT, load_checkpoint
+
+    model, tok = load_pretrained(args.checkpoint, MLMTokenizer.load(args.tokenizer) if args.tokenizer else None)
+    ckpt = load_checkpoint(Path(args.checkpoint) / CHECKPOINT)
+    domain, general = load_corpus(args.corpus), load_corpus(args.general_corpus)
+    if args.extend_vocab:
+        words = domain_words(tok, domain.texts("train"), args.extend_vocab)
+        model, tok = extend_vocabulary(model, tok, words)
+        print(f"added {len(words)} domain words to the vocabulary, e.g. {', '.join(words[:8])}")
+    overrides = {"device": args.device, "seed": args.seed}
+    config = dapt_config(TrainConfig(**ckpt["train_config"]), args.max_steps, lr=args.lr, eval_every=args.eval_every, **overrides)
+    result = dapt(model, tok, domain.texts("train"), domain.texts("valid"), general.texts("valid"), config,
+                  patience=args.patience, out_dir=args.out, progress=not args.quiet)
+    evals = result.evaluations()
+    best = next(e for e in evals if e["step"] == (result.best_step if result.best_step is not None else evals[-1]["step"]))
+    rows = [{"": "before (step 0)", f"{domain.name} loss": evals[0]["valid_loss"], f"{general.name} loss": evals[0]["general_loss"]},
+            {"": f"kept (step {best['step']})", f"{domain.name} loss": best["valid_loss"], f"{general.name} loss": best["general_loss"]}]
+    print(Table(rows, digits=3))
+    if result.stopped_at:
+        print(f"stopped early at step {result.stopped_at}: no improvement on {domain.name} for {args.patience} evaluations")
+    print(f"run written to {args.out}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from .adaptation import load_pretrained
+    from .finetuning import FinetuneConfig, build_model, finetune
+    from .model import EncoderConfig
+    from .tasks import load_task
+    from .training import save_checkpoint
+
+    task = load_task(args.task).subsample(args.labels_per_class, seed=args.seed)
+    pretrained, tok = load_pretrained(args.checkpoint, MLMTokenizer.load(args.tokenizer) if args.tokenizer else None)
+    init = EncoderConfig(**pretrained.config.to_dict()) if args.from_scratch else pretrained
+    model = build_model(task, init, pooling=args.pooling, seed=args.seed)
+    model.vocab_fingerprint = pretrained.vocab_fingerprint
+    config = FinetuneConfig(lr=args.lr, max_steps=args.max_steps, seed=args.seed, device=args.device,
+                            max_length=min(args.max_length, pretrained.config.max_len))
+    result = finetune(model, tok, task, config, progress=not args.quiet)
+    out = Path(args.out)
+    save_checkpoint(out / "finetuned.pt", format=1, task=task.name, label_names=list(task.label_names),
+                    model=result.model.state_dict(), model_config=model.config.to_dict(), kind=type(model).__name__,
+                    pooling=getattr(model, "pooling", None), finetune_config=config.to_dict(),
+                    valid=result.valid, test=result.test, best_step=result.best_step)
+    tok.save(out / "tokenizer.json")
+    (out / "metrics.json").write_text(json.dumps({"history": result.history, "valid": result.valid, "test": result.test}, indent=1))
+    print(Table([{"split": "valid (best)", **result.valid}, {"split": "test", **result.test}], digits=3))
+    print(f"{task.name}: {len(task.train)} training examples, best step {result.best_step}, {result.seconds:.0f} s; "
+          f"written to {out} (finetuned.pt, tokenizer.json, metrics.json)")
+    return 0
+
+
+class FinetuneDefaults:
+    """FinetuneConfig's defaults, without importing torch to build the parser."""
+
+    lr, max_steps, max_length = 5e-4, 600, 64
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mlm_lessons", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +242,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", help='a sentence with [MASK], e.g. "Return a new [MASK] with the same size."')
     p.add_argument("--top-k", type=int, default=5)
     p.set_defaults(func=cmd_fill_mask)
+
+    p = sub.add_parser(
+        "dapt", help="domain-adaptive pretraining: continue MLM on a domain's text",
+        description="Continue masked-LM training of a pretrained run on the train split of a domain corpus, "
+                    "evaluating on the domain's and the general corpus's validation text, with early stopping "
+                    "on the domain loss; optionally add frequent domain words to the vocabulary first.",
+    )
+    p.add_argument("--checkpoint", required=True, help="the run directory of the general model (pretrain --out)")
+    p.add_argument("--corpus", required=True, choices=CORPUS_NAMES, help="the domain corpus, e.g. pytorch-docs")
+    p.add_argument("--general-corpus", default="python-docs", choices=CORPUS_NAMES,
+                   help="the corpus whose validation loss shows what the model forgets (default: python-docs)")
+    p.add_argument("--out", required=True, help="the new run directory")
+    p.add_argument("--tokenizer", help="check the checkpoint against this tokenizer JSON (default: the run's own)")
+    p.add_argument("--max-steps", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: half the pretraining one)")
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--patience", type=int, default=3, help="evaluations without improvement before stopping")
+    p.add_argument("--extend-vocab", type=int, default=0, metavar="K", help="add the K most useful domain words as tokens")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_dapt)
+
+    p = sub.add_parser(
+        "finetune", help="fine-tune a classification or token-labeling head on a provenance-labelled task",
+        description="torch-subpackage: which torch sub-package a documentation paragraph comes from; "
+                    "code-spans: which words of a paragraph are code. Labels come from the documentation itself.",
+    )
+    p.add_argument("--task", required=True, choices=("torch-subpackage", "code-spans"))
+    p.add_argument("--checkpoint", required=True, help="a run directory (pretrain or dapt --out)")
+    p.add_argument("--out", required=True, help="where to write finetuned.pt, tokenizer.json, metrics.json")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="use the checkpoint's tokenizer and model size but not its weights (the baseline)")
+    p.add_argument("--tokenizer", help="check the checkpoint against this tokenizer JSON (default: the run's own)")
+    p.add_argument("--labels-per-class", type=int, default=None, help="few labels: at most N training examples per class")
+    p.add_argument("--pooling", choices=("cls", "mean"), default="cls", help="sequence classification pooling")
+    p.add_argument("--lr", type=float, default=FinetuneDefaults.lr)
+    p.add_argument("--max-steps", type=int, default=FinetuneDefaults.max_steps)
+    p.add_argument("--max-length", type=int, default=FinetuneDefaults.max_length)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_finetune)
     return parser
 
 

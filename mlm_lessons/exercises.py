@@ -491,3 +491,184 @@ def _check_mfu(answer) -> tuple[bool, str]:
         if not isinstance(got, (int, float)) or abs(got - want) > 1e-12:
             return False, f"mfu{args} returned {got!r}, expected {want:.4f}"
     return True, "right (and 2 GFLOP/token at 150k tokens/s on an H100 is an MFU of 30.3%)"
+
+
+# -- chapter 7 ------------------------------------------------------------------------------
+
+
+@register(
+    "07-overlap",
+    7,
+    "Write overlap(counts_a, counts_b, k, stop_words): the share of the k most frequent words of "
+    "each Counter, stop words left out, that the two have in common (|top_a ∩ top_b| / k).",
+)
+def _check_overlap(answer) -> tuple[bool, str]:
+    from collections import Counter
+
+    from .corpus.stats import vocabulary_overlap
+
+    stop = frozenset({"the", "of", "a"})
+    a = Counter({"the": 100, "of": 90, "tensor": 50, "gradient": 40, "list": 30, "dict": 20, "string": 10, "a": 5})
+    b = Counter({"the": 120, "of": 100, "a": 80, "array": 60, "axis": 45, "dtype": 35, "tensor": 25, "gradient": 15})
+    cases = [((a, b, 2), "the top 2"), ((a, b, 4), "the top 4"), ((a, a, 3), "a corpus with itself")]
+    for (ca, cb, k), what in cases:
+        want = vocabulary_overlap(ca, cb, k, stop_words=stop)
+        got = _call(answer, ca, cb, k, stop)
+        if not isinstance(got, (int, float)) or abs(got - want) > 1e-12:
+            with_stop = len({w for w, _ in ca.most_common(k)} & {w for w, _ in cb.most_common(k)}) / k
+            hint = ""
+            if abs(got - with_stop) < 1e-12:
+                hint = " – stop words ('the', 'of', 'a') must be left out before taking the top k"
+            elif isinstance(got, (int, float)) and k > 1 and (got > 1 or abs(got - want * k) < 1e-9):
+                hint = " – return a share: the number of common words divided by k"
+            return False, f"{what}: overlap returned {got!r}, expected {want:.3f}{hint}"
+    return True, "right: the top-k content words, stop words left out, shared share of k"
+
+
+@register(
+    "07-new-embedding",
+    7,
+    "Write new_rows(embedding, pieces): for each new token, the mean of the embedding rows of the "
+    "pieces the old tokenizer cut it into; a tensor [len(pieces), d].",
+)
+def _check_new_embedding(answer) -> tuple[bool, str]:
+    import torch
+
+    emb = torch.arange(12, dtype=torch.float32).reshape(6, 2) ** 1.5
+    for pieces in ([[1, 2]], [[0, 3, 5], [4, 4], [2, 1]]):
+        want = torch.stack([emb[p].mean(0) for p in pieces])
+        got = _call(answer, emb, pieces)
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            return False, f"new_rows(emb, {pieces}) should be a tensor of shape {tuple(want.shape)}, got {getattr(got, 'shape', type(got).__name__)}"
+        if not torch.allclose(got, want):
+            if torch.allclose(got, torch.stack([emb[p].sum(0) for p in pieces])):
+                return False, f"new_rows(emb, {pieces}) summed the pieces' rows; take their mean"
+            if torch.allclose(got, torch.stack([emb[p[0]] for p in pieces])):
+                return False, f"new_rows(emb, {pieces}) took the first piece only; average all pieces"
+            return False, f"new_rows(emb, {pieces}) returned {got.tolist()}, expected {want.tolist()}"
+    if not torch.equal(emb, torch.arange(12, dtype=torch.float32).reshape(6, 2) ** 1.5):
+        return False, "new_rows changed the embedding matrix it was given; old rows must stay as they are"
+    return True, "right: each new row is the mean of its pieces, and the old rows are untouched"
+
+
+def _reference_early_stop(losses, patience, equal_improves=False):
+    best, best_step, bad = float("inf"), None, 0
+    for step, loss in losses:
+        if loss < best or (equal_improves and loss == best):
+            best, best_step, bad = loss, step, 0
+        else:
+            bad += 1
+            if bad >= patience:
+                return best_step, step
+    return best_step, None
+
+
+@register(
+    "07-early-stop",
+    7,
+    "Write early_stop(losses, patience): losses is a list of (step, validation loss); return "
+    "(the step whose weights to keep, the step at which training stops, or None if it never stops).",
+)
+def _check_early_stop(answer) -> tuple[bool, str]:
+    cases = [
+        ([(0, 3.0), (100, 2.5), (200, 2.4), (300, 2.45), (400, 2.41), (500, 2.42)], 3),
+        ([(0, 3.0), (100, 2.5), (200, 2.6), (300, 2.4), (400, 2.7)], 2),
+        ([(0, 3.0), (100, 2.9), (200, 2.8)], 1),
+        ([(0, 3.0), (100, 3.0), (200, 2.9)], 1),
+    ]
+    for losses, patience in cases:
+        want = _reference_early_stop(losses, patience)
+        got = _call(answer, losses, patience)
+        if (tuple(got) if isinstance(got, (tuple, list)) else got) != want:
+            hint = ""
+            got = tuple(got) if isinstance(got, (tuple, list)) else got
+            if got == _reference_early_stop(losses, patience, equal_improves=True):
+                hint = " – an equal loss is no improvement: only a lower loss resets the count"
+            elif isinstance(got, tuple) and len(got) == 2 and got[0] == losses[-1][0]:
+                hint = " – keep the weights of the best evaluation, not of the last"
+            elif isinstance(got, tuple) and len(got) == 2 and got[1] != want[1]:
+                hint = " – count the evaluations without improvement since the best one"
+            return False, f"early_stop({losses}, patience={patience}) returned {got!r}, expected {want}{hint}"
+    return True, "right: the best step is kept, and training stops after `patience` evaluations without improvement"
+
+
+# -- chapter 8 ------------------------------------------------------------------------------
+
+
+@register(
+    "08-macro-f1",
+    8,
+    "Write macro_f1(y_true, y_pred, num_labels): the unweighted mean over all classes of the "
+    "per-class F1 (a class never predicted and never true counts as F1 = 0).",
+)
+def _check_macro_f1(answer) -> tuple[bool, str]:
+    import random
+
+    from .finetuning import classification_metrics
+
+    rng = random.Random(8)
+    cases = [([0, 0, 0, 0, 1, 2], [0, 0, 0, 0, 0, 0], 3), ([0, 1, 2, 2, 1, 0], [0, 2, 2, 2, 1, 1], 3),
+             ([0, 0, 1, 1], [0, 1, 1, 1], 3)]  # class 2 neither true nor predicted: it still counts, as 0
+    cases += [([rng.randrange(4) for _ in range(40)], [rng.randrange(4) for _ in range(40)], 4) for _ in range(3)]
+    for y_true, y_pred, c in cases:
+        want = classification_metrics(y_true, y_pred, c)
+        got = _call(answer, y_true, y_pred, c)
+        if not isinstance(got, (int, float)) or abs(got - want["macro_f1"]) > 1e-9:
+            hint = ""
+            present = sorted(set(y_true) | set(y_pred))
+            if isinstance(got, (int, float)) and abs(got - want["accuracy"]) < 1e-9:
+                hint = " – that is the accuracy (micro-F1); average the F1 of each class instead"
+            elif isinstance(got, (int, float)) and abs(got - want["macro_f1"] * c / len(present)) < 1e-9:
+                hint = f" – average over all {c} classes; a class never true and never predicted counts as F1 = 0"
+            return False, f"macro_f1({y_true[:6]}..., {y_pred[:6]}..., {c}) returned {got!r}, expected {want['macro_f1']:.4f}{hint}"
+    return True, "right, including a classifier that always answers the majority class"
+
+
+@register(
+    "08-first-piece",
+    8,
+    "Write piece_labels(word_ids, word_labels): one label per piece – the word's label at the first "
+    "piece of each word, -100 at its other pieces and where word_ids is None ([CLS], [SEP], padding).",
+)
+def _check_first_piece(answer) -> tuple[bool, str]:
+    cases = [
+        ([None, 0, 1, 1, 2, None], [0, 1, 0], [-100, 0, 1, -100, 0, -100]),
+        ([None, 0, 0, 0, 1, None, None], [1, 0], [-100, 1, -100, -100, 0, -100, -100]),
+        ([None, 0, 1, 2, None], [1, 1, 0], [-100, 1, 1, 0, -100]),
+    ]
+    for word_ids, labels, want in cases:
+        got = _call(answer, word_ids, labels)
+        if list(got) != want:
+            hint = ""
+            every = [-100 if w is None else labels[w] for w in word_ids]
+            if list(got) == every:
+                hint = " – only the first piece of a word carries its label; the others get -100"
+            return False, f"piece_labels({word_ids}, {labels}) returned {list(got)}, expected {want}{hint}"
+    return True, "right: a label per word, at its first piece"
+
+
+@register(
+    "08-span-f1",
+    8,
+    "Write span_f1(gold, pred): gold and pred are lists of label sequences (1 = code); a span is a "
+    "maximal run of 1s; F1 over exactly matching spans.",
+)
+def _check_span_f1(answer) -> tuple[bool, str]:
+    from .finetuning import tagging_metrics
+
+    cases = [
+        ([[0, 1, 1, 0, 1]], [[0, 1, 1, 0, 1]]),
+        ([[0, 1, 1, 0, 1]], [[0, 1, 1, 1, 1]]),
+        ([[1, 1, 0, 0], [0, 1, 0, 1]], [[1, 0, 0, 0], [0, 1, 0, 1]]),
+        ([[0, 0, 1]], [[0, 0, 0]]),
+        ([[1, 0, 1, 0, 1]], [[1, 0, 0, 0, 0]]),  # precision 1, recall 1/3
+    ]
+    for gold, pred in cases:
+        want = tagging_metrics(gold, pred)
+        got = _call(answer, gold, pred)
+        if not isinstance(got, (int, float)) or abs(got - want["span_f1"]) > 1e-9:
+            hint = ""
+            if isinstance(got, (int, float)) and abs(got - want["token_f1"]) < 1e-9:
+                hint = " – that is the word-level F1; a span counts only if its first and last word both match"
+            return False, f"span_f1({gold}, {pred}) returned {got!r}, expected {want['span_f1']:.4f}{hint}"
+    return True, "right: a span one word too long or too short earns nothing"

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 __all__ = [
     "zipf_plot", "fragmentation_plot", "FATE_COLORS", "masked_tokens_plot", "fate_counts_plot",
-    "loss_curve_plot",
+    "loss_curve_plot", "overlap_heatmap", "validation_curves_plot", "label_curve_plot",
 ]
 
 #: One colour per fate of a position (see mlm_lessons.masking.Fate), shared by figures and widgets.
@@ -162,4 +162,88 @@ def loss_curve_plot(p: float | None = None, *, vocab_size: int | None = None, ax
         ax.annotate(f"p = {p:.3g}\n-log p = {-np.log(p):.2f}", (p, -np.log(p)), textcoords="offset points",
                     xytext=(8, 8), fontsize="small")
     ax.grid(True, alpha=0.3)
+    return ax
+
+
+def overlap_heatmap(matrix: Sequence[Sequence[float]], names: Sequence[str], *, ax=None, title: str | None = None):
+    """A square matrix of shares (e.g. vocabulary overlap between corpora), each cell labelled."""
+    import numpy as np
+
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(names):
+        raise ValueError(f"matrix must be square with one row per name ({len(names)}), got shape {m.shape}")
+    ax = _axis(ax, figsize=(4.6, 3.8))
+    image = ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{m[i, j]:.0%}", ha="center", va="center", color="white" if m[i, j] > 0.6 else "black")
+    ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def validation_curves_plot(runs: Mapping[str, Sequence[Mapping]], keys: Mapping[str, str], *, ax=None,
+                           best_steps: Mapping[str, int | None] | None = None, title: str | None = None):
+    """Validation losses against steps: one colour per run (``{name: history}``), one line style
+    per metric (``{history key: label}``, e.g. ``{"valid_loss": "domain", "general_loss": "general"}``).
+    ``best_steps`` marks the step each run kept (early stopping) with a dot."""
+    if not runs or not keys:
+        raise ValueError("pass at least one run and one metric key")
+    ax = _axis(ax, figsize=(6.8, 4.0))
+    styles = ["-", "--", ":", "-."]
+    colors = ["#4c78a8", "#e45756", "#59a14f", "#f2a541", "#b07aa1"]
+    for c, (name, history) in enumerate(runs.items()):
+        evals = [h for h in history if any(k in h for k in keys)]
+        for s, (key, label) in enumerate(keys.items()):
+            points = [(h["step"], h[key]) for h in evals if key in h]
+            if not points:
+                continue
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, styles[s % len(styles)], color=colors[c % len(colors)], marker=".", label=f"{name}: {label}")
+            best = (best_steps or {}).get(name)
+            if best is not None and best in xs:
+                ax.scatter([best], [ys[xs.index(best)]], s=70, facecolors="none", edgecolors=colors[c % len(colors)], zorder=3)
+    ax.set_xlabel("steps of continued pretraining")
+    ax.set_ylabel("masked-token loss (nats)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def label_curve_plot(rows: Sequence[Mapping], *, metric: str, ax=None, title: str | None = None, all_labels_at: float | None = None):
+    """Mean ± std of ``metric`` against the number of training labels, one line per ``init``.
+
+    ``rows`` hold ``init``, ``labels`` (labels per class; ``None`` = all) and ``metric``; rows with
+    the same init and labels are averaged over seeds. ``None`` is drawn at ``all_labels_at``.
+    """
+    import numpy as np
+
+    if not rows:
+        raise ValueError("rows is empty")
+    ax = _axis(ax, figsize=(6.4, 4.0))
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    for init in inits:
+        by_n: dict = {}
+        for r in rows:
+            if r["init"] == init:
+                n = r["labels"] if r["labels"] is not None else all_labels_at
+                if n is None:
+                    raise ValueError("rows with labels=None (all labels) need all_labels_at")
+                by_n.setdefault(n, []).append(r[metric])
+        ns = sorted(by_n)
+        means = [np.mean(by_n[n]) for n in ns]
+        stds = [np.std(by_n[n]) for n in ns]
+        ax.errorbar(ns, means, yerr=stds, marker="o", capsize=3, label=init)
+    ax.set_xscale("log")
+    ax.set_xlabel("training labels per class (log scale)")
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
     return ax

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -27,13 +28,14 @@ import torch
 import torch.distributed as dist
 
 from ._checks import require_ints
+from .corpus.build import cache_dir
 from .masking import MaskingConfig, mask_once, mask_tokens, pad_examples
 from .model import EncoderConfig, MaskedLM, flops_per_token
 from .objective import masked_lm_loss
 
 __all__ = [
     "TrainConfig", "PRESETS", "preset", "pretrain", "PretrainResult", "evaluate", "pick_device",
-    "save_checkpoint", "load_checkpoint", "load_run", "peak_flops", "set_training_seed",
+    "save_checkpoint", "load_checkpoint", "load_run", "peak_flops", "set_training_seed", "run_cache_key",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -316,12 +318,72 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu"):
 
 @dataclass
 class PretrainResult:
+    """The trained model, the log (training entries and evaluations), where the run was written.
+
+    With early stopping (``patience``), ``model`` holds the weights of ``best_step`` and
+    ``stopped_at`` is the step at which training stopped (``None`` if it ran to ``max_steps``).
+    ``cached`` says the run was loaded from the run cache rather than trained now.
+    """
+
     model: MaskedLM
     history: list[dict]
     out_dir: Path | None
+    best_step: int | None = None
+    stopped_at: int | None = None
+    cached: bool = False
 
     def evaluations(self) -> list[dict]:
         return [h for h in self.history if "valid_loss" in h]
+
+
+# -- the run cache ------------------------------------------------------------------------------
+
+#: The modules whose code decides what a run computes: editing one invalidates cached runs.
+_RUN_CODE = ("tokenizer.py", "masking.py", "objective.py", "model.py", "training.py")
+
+
+def _digest_texts(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(hashlib.sha256(t.encode()).digest())
+    return h.hexdigest()
+
+
+def _digest_state(model: MaskedLM) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def run_cache_key(model: MaskedLM | EncoderConfig, tokenizer, train_texts, valid_texts, config: TrainConfig,
+                  device: torch.device | str = "cpu", **options) -> str:
+    """A key that changes with anything that changes a run's result: the model (its configuration,
+    and its weights when it is a trained model), the tokenizer, the texts, the training settings,
+    the device type, PyTorch's version and the package's training code."""
+    here = Path(__file__).parent
+    code = hashlib.sha256(b"".join((here / f).read_bytes() for f in _RUN_CODE)).hexdigest()
+    parts = {
+        "model": model.to_dict() if isinstance(model, EncoderConfig) else {**model.config.to_dict(), "state": _digest_state(model)},
+        "tokenizer": hashlib.sha256(tokenizer.to_json().encode()).hexdigest(),
+        "train": _digest_texts(list(train_texts)), "valid": _digest_texts(list(valid_texts)),
+        # the device that runs it, not how it was asked for ("auto" and "cpu" on a CPU are the same run)
+        "config": {**config.to_dict(), "device": None}, "device": torch.device(device).type, "torch": torch.__version__, "code": code,
+        "options": {k: ({n: _digest_texts(list(t)) for n, t in v.items()} if isinstance(v, dict) else v) for k, v in sorted(options.items())},
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _cached_result(run_dir: Path, model: MaskedLM, max_steps: int) -> PretrainResult | None:
+    """The finished run in ``run_dir``, or None (no run, or one that was interrupted)."""
+    if not (run_dir / CHECKPOINT).is_file():
+        return None
+    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    if ckpt["step"] != max_steps and ckpt.get("stopped_at") is None:
+        return None
+    model.load_state_dict(ckpt["model"])
+    return PretrainResult(model, list(ckpt["history"]), run_dir, ckpt.get("best_step"), ckpt.get("stopped_at"), cached=True)
 
 
 def _lr_lambda(config: TrainConfig):
@@ -352,6 +414,11 @@ def pretrain(
     resume: bool = False,
     stop_after: int | None = None,
     progress: bool = True,
+    also_evaluate: dict[str, list[str]] | None = None,
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    eval_at_start: bool = False,
+    cache: bool = False,
 ) -> PretrainResult:
     """Pretrain ``model`` (or a new one built from an ``EncoderConfig``) with masked language modeling.
 
@@ -359,11 +426,32 @@ def pretrain(
     With ``out_dir`` the run writes ``checkpoint.pt``, ``tokenizer.json``, ``metrics.json`` and
     ``config.json`` there; ``resume=True`` continues from its checkpoint; ``stop_after`` ends this
     session after that step with a checkpoint (the schedule still runs to ``max_steps``).
+
+    ``also_evaluate={"general": texts}`` evaluates on more validation sets at every evaluation
+    (logged as ``general_loss``, ``general_accuracy``); ``eval_at_start`` adds an evaluation at step
+    0. ``patience=k`` stops early once the validation loss has not improved by more than
+    ``min_delta`` in ``k`` evaluations in a row, and returns (and saves) the best weights.
+    ``cache=True`` keeps the finished run under the cache directory, keyed by everything that
+    decides its result (:func:`run_cache_key`), and loads it instead of training when it exists.
     """
     from tqdm.auto import tqdm
 
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    also_evaluate = dict(also_evaluate or {})
+    for name, texts in also_evaluate.items():
+        if not isinstance(name, str) or not name.isidentifier() or name in ("valid", "train"):
+            raise ValueError(f"also_evaluate names must be identifiers other than 'valid' and 'train', got {name!r}")
+        if isinstance(texts, str):
+            raise ValueError(f"also_evaluate[{name!r}] must be a list of texts, got a single str; wrap it: [text]")
+    if patience is not None and (not isinstance(patience, int) or isinstance(patience, bool) or patience < 1):
+        raise ValueError(f"patience must be a positive int (evaluations without improvement) or None, got {patience!r}")
+    if not min_delta >= 0:
+        raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
+    if patience is not None and (resume or stop_after is not None):
+        raise ValueError("early stopping (patience) cannot be combined with resume or stop_after; run it in one go")
+    if cache and (out_dir is not None or resume or stop_after is not None):
+        raise ValueError("cache=True chooses its own run directory; do not pass out_dir, resume or stop_after with it")
     rank, world, local_rank = _dist_info()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() and config.device != "cpu" else "gloo")
@@ -376,11 +464,23 @@ def pretrain(
     if device.type == "cuda":
         torch.cuda.set_device(device)
     precision = _precision(config, device)
+    if not isinstance(model, (MaskedLM, EncoderConfig)):
+        raise ValueError(f"model must be a MaskedLM or an EncoderConfig, got {type(model).__name__}")
+    train_texts, valid_texts = list(train_texts), list(valid_texts)
+    if cache:
+        key = run_cache_key(model, tokenizer, train_texts, valid_texts, config, device, also_evaluate=also_evaluate,
+                            patience=patience, min_delta=min_delta, eval_at_start=eval_at_start, world=world)
+        out_dir = cache_dir() / "runs" / key
+        found = _cached_result(out_dir, MaskedLM(model.config if isinstance(model, MaskedLM) else model), config.max_steps)
+        if found is not None:
+            if isinstance(model, MaskedLM):  # the caller's model ends up trained, as without the cache
+                model.load_state_dict(found.model.state_dict())
+                found.model = model
+            found.model.to(device)
+            return found
     if isinstance(model, EncoderConfig):
         set_training_seed(config.seed)
         model = MaskedLM(model)
-    if not isinstance(model, MaskedLM):
-        raise ValueError(f"model must be a MaskedLM or an EncoderConfig, got {type(model).__name__}")
     if model.config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"the model's vocab_size={model.config.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
     if config.max_length > model.config.max_len:
@@ -389,10 +489,13 @@ def pretrain(
     if resume and (out_dir is None or not (out_dir / CHECKPOINT).is_file()):
         raise ValueError(f"resume=True needs a checkpoint in out_dir, found none in {str(out_dir)!r}")
 
-    train = tokenizer.encode_chunks(list(train_texts), max_length=config.max_length)
+    train = tokenizer.encode_chunks(train_texts, max_length=config.max_length)
     if len(train) < config.batch_size:
         raise ValueError(f"{len(train)} training sequences are fewer than one batch of {config.batch_size}")
-    eval_batches = _eval_batches(tokenizer, list(valid_texts), config) if rank == 0 else []
+    eval_sets = {}
+    if rank == 0:
+        eval_sets = {"valid": _eval_batches(tokenizer, valid_texts, config)}
+        eval_sets.update({name: _eval_batches(tokenizer, list(texts), config) for name, texts in also_evaluate.items()})
 
     model = model.to(device)
     optimizer = _optimizer(model, config, device)
@@ -403,6 +506,8 @@ def pretrain(
         ckpt = load_checkpoint(out_dir / CHECKPOINT, map_location=device)
         if ckpt["model_config"] != model.config.to_dict():
             raise ValueError("the checkpoint's model configuration differs from this model's; resume with the same preset")
+        if ckpt.get("stopped_at") is not None:
+            raise ValueError(f"the run in {str(out_dir)!r} stopped early at step {ckpt['stopped_at']}; there is nothing to resume")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -415,7 +520,33 @@ def pretrain(
     if world > 1:
         trained = torch.nn.parallel.DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
 
-    def checkpoint(step: int) -> None:
+    best = {"loss": math.inf, "step": None, "state": None, "bad": 0}
+
+    def run_evaluation(step: int) -> bool:
+        """Evaluate on every set; True when early stopping says stop."""
+        entry = {"step": step}
+        for name, batches in eval_sets.items():
+            metrics = evaluate(_unwrap(model), batches, device, precision)
+            entry.update({f"{name}_loss": metrics["loss"], f"{name}_accuracy": metrics["accuracy"],
+                          f"{name}_perplexity": metrics["perplexity"]})
+        history.append(entry)
+        if patience is None:
+            return False
+        if entry["valid_loss"] < best["loss"] - min_delta:
+            best.update(loss=entry["valid_loss"], step=step, bad=0,
+                        state={k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()})
+            return False
+        best["bad"] += 1
+        return best["bad"] >= patience
+
+    def should_stop(stop: bool) -> bool:
+        if world > 1 and patience is not None:  # rank 0 decides, every rank follows
+            flag = torch.tensor(float(stop), device=device)
+            dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        return stop
+
+    def checkpoint(step: int, stopped_at: int | None = None) -> None:
         if rank != 0 or out_dir is None:
             return
         rng = {"torch": torch.get_rng_state()}
@@ -425,6 +556,7 @@ def pretrain(
             out_dir / CHECKPOINT, format=1, step=step, model=_unwrap(model).state_dict(),
             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
             rng=rng, model_config=model.config.to_dict(), train_config=config.to_dict(), history=history,
+            best_step=best["step"], stopped_at=stopped_at,
         )
         (out_dir / METRICS).write_text(json.dumps(history, indent=1))
         (out_dir / CONFIG).write_text(json.dumps({"model": model.config.to_dict(), "train": config.to_dict(),
@@ -439,6 +571,9 @@ def pretrain(
                disable=not progress or rank != 0, dynamic_ncols=True)
     trained.train()
     window = {"loss": 0.0, "steps": 0, "tokens": 0, "positions": 0, "time": 0.0}
+    stopped_at = None
+    if start == 0 and (eval_at_start or patience is not None):
+        should_stop(run_evaluation(0) if rank == 0 else False)
     for step in bar:
         t0 = time.perf_counter()
         set_training_seed(_mix(config.seed, rank, step))  # dropout of this step, on this rank
@@ -490,13 +625,16 @@ def pretrain(
             history.append(entry)
             bar.set_postfix(loss=f"{entry['train_loss']:.3f}", tok_s=f"{entry['tokens_per_s']:.0f}")
             window = {k: 0 if k != "time" else 0.0 for k in window}
-        if rank == 0 and (done % config.eval_every == 0 or done == config.max_steps):
-            metrics = evaluate(_unwrap(model), eval_batches, device, precision)
-            history.append({"step": done, "valid_loss": metrics["loss"], "valid_accuracy": metrics["accuracy"],
-                            "valid_perplexity": metrics["perplexity"]})
+        if done % config.eval_every == 0 or done == config.max_steps:
+            if should_stop(run_evaluation(done) if rank == 0 else False):
+                stopped_at = done
+                break
         if config.checkpoint_every and done % config.checkpoint_every == 0 and done != end:
             checkpoint(done)
-    checkpoint(end)
+    bar.close()
+    if best["state"] is not None:  # early stopping: keep the best weights, not the last
+        _unwrap(model).load_state_dict(best["state"])
+    checkpoint(stopped_at or end, stopped_at)
     if world > 1:
         dist.barrier()
-    return PretrainResult(_unwrap(model), history, out_dir)
+    return PretrainResult(_unwrap(model), history, out_dir, best["step"], stopped_at)

@@ -20,3 +20,14 @@ def general_tok(corpora) -> mlm.MLMTokenizer:
 @pytest.fixture(scope="session")
 def domain_tok(corpora) -> mlm.MLMTokenizer:
     return mlm.train_tokenizer(corpora["pytorch-docs"].texts("train"), vocab_size=8000)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and do not fight other work for the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

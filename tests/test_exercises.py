@@ -17,6 +17,8 @@ def test_every_exercise_is_registered():
     assert [e.id for e in exercises(3)] == ["03-accuracy", "03-loss", "03-unigram"]
     assert [e.id for e in exercises(4)] == ["04-attention", "04-causal", "04-params"]
     assert [e.id for e in exercises(5)] == ["05-mfu", "05-no-decay", "05-schedule"]
+    assert [e.id for e in exercises(7)] == ["07-early-stop", "07-new-embedding", "07-overlap"]
+    assert [e.id for e in exercises(8)] == ["08-first-piece", "08-macro-f1", "08-span-f1"]
     assert all(e.prompt for e in exercises())
 
 
@@ -140,3 +142,83 @@ def test_chapter_five_checkers():
     assert not biases_only and "missing" in biases_only.message and "ln1.weight" in biases_only.message
     assert mlm.check("05-mfu", lambda f, t, p: f * t / p)
     assert not mlm.check("05-mfu", lambda f, t, p: t / p)
+
+
+# -- chapters 7 and 8 ----------------------------------------------------------------------
+
+
+def test_overlap():
+    from mlm_lessons.corpus.stats import top_words
+
+    def right(a, b, k, stop):
+        return len(set(top_words(a, k, stop_words=stop)) & set(top_words(b, k, stop_words=stop))) / k
+
+    assert mlm.check("07-overlap", right)
+    with_stop_words = mlm.check("07-overlap", lambda a, b, k, stop: len({w for w, _ in a.most_common(k)} & {w for w, _ in b.most_common(k)}) / k)
+    assert not with_stop_words and "stop words" in with_stop_words.message
+    a_count = mlm.check("07-overlap", lambda a, b, k, stop: len(set(top_words(a, k, stop_words=stop)) & set(top_words(b, k, stop_words=stop))))
+    assert not a_count and "share" in a_count.message
+
+
+def test_new_embedding():
+    import torch
+
+    assert mlm.check("07-new-embedding", lambda emb, pieces: torch.stack([emb[p].mean(0) for p in pieces]))
+    summed = mlm.check("07-new-embedding", lambda emb, pieces: torch.stack([emb[p].sum(0) for p in pieces]))
+    assert not summed and "mean" in summed.message
+    first = mlm.check("07-new-embedding", lambda emb, pieces: torch.stack([emb[p[0]] for p in pieces]))
+    assert not first and "first piece" in first.message
+
+    def in_place(emb, pieces):
+        emb.mul_(1.0001)
+        return torch.stack([emb[p].mean(0) for p in pieces])
+
+    changed = mlm.check("07-new-embedding", in_place)
+    assert not changed
+
+
+def test_early_stop():
+    from mlm_lessons.exercises import _reference_early_stop
+
+    assert mlm.check("07-early-stop", _reference_early_stop)
+    last = mlm.check("07-early-stop", lambda losses, patience: (losses[-1][0], None))
+    assert not last and "best evaluation, not of the last" in last.message
+    ties = mlm.check("07-early-stop", lambda losses, patience: _reference_early_stop(losses, patience, equal_improves=True))
+    assert not ties and "equal loss is no improvement" in ties.message
+
+
+def test_macro_f1():
+    from mlm_lessons.finetuning import classification_metrics
+
+    assert mlm.check("08-macro-f1", lambda t, p, c: classification_metrics(t, p, c)["macro_f1"])
+    accuracy = mlm.check("08-macro-f1", lambda t, p, c: classification_metrics(t, p, c)["accuracy"])
+    assert not accuracy and "accuracy" in accuracy.message
+
+    def present_classes_only(t, p, c):  # averages over the classes that occur, not over all c
+        classes = sorted(set(t) | set(p))
+        return classification_metrics(t, p, c)["macro_f1"] * c / len(classes)
+
+    assert not mlm.check("08-macro-f1", present_classes_only)
+
+
+def test_first_piece():
+    def right(word_ids, labels):
+        out, previous = [], None
+        for w in word_ids:
+            out.append(-100 if w is None or w == previous else labels[w])
+            previous = w
+        return out
+
+    assert mlm.check("08-first-piece", right)
+    every_piece = mlm.check("08-first-piece", lambda word_ids, labels: [-100 if w is None else labels[w] for w in word_ids])
+    assert not every_piece and "first piece" in every_piece.message
+    assert not mlm.check("08-first-piece", lambda word_ids, labels: [0 if w is None else labels[w] for w in word_ids])
+
+
+def test_span_f1():
+    from mlm_lessons.finetuning import tagging_metrics
+
+    assert mlm.check("08-span-f1", lambda g, p: tagging_metrics(g, p)["span_f1"])
+    token_level = mlm.check("08-span-f1", lambda g, p: tagging_metrics(g, p)["token_f1"])
+    assert not token_level and "word-level" in token_level.message
+    assert not mlm.check("08-span-f1", lambda g, p: tagging_metrics(g, p)["span_precision"])

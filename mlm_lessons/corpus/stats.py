@@ -7,7 +7,9 @@ import re
 from collections import Counter
 from typing import Iterable
 
-__all__ = ["word_frequencies", "zipf_exponent", "WORD_PATTERN"]
+from .stopwords import STOP_WORDS
+
+__all__ = ["word_frequencies", "zipf_exponent", "top_words", "vocabulary_overlap", "WORD_PATTERN"]
 
 #: A word: letters, digits and inner apostrophes or underscores (``don't``, ``max_pool2d``).
 WORD_PATTERN = re.compile(r"[A-Za-z0-9]+(?:['_][A-Za-z0-9]+)*")
@@ -40,3 +42,28 @@ def zipf_exponent(counts: Counter, *, min_rank: int = 10, max_rank: int = 1000) 
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
     return -slope
+
+
+def top_words(counts: Counter, k: int = 10_000, *, stop_words: Iterable[str] = STOP_WORDS) -> list[str]:
+    """The ``k`` most frequent words of ``counts`` that are not stop words and contain a letter
+    (numbers say little about a domain); ties broken alphabetically, so the list is reproducible."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    stop = set(stop_words)
+    words = [w for w in counts if w not in stop and any(ch.isalpha() for ch in w)]
+    return sorted(words, key=lambda w: (-counts[w], w))[:k]
+
+
+def vocabulary_overlap(counts_a: Counter, counts_b: Counter, k: int = 10_000, *,
+                       stop_words: Iterable[str] = STOP_WORDS) -> float:
+    """The share of the ``k`` most frequent content words two corpora have in common (Gururangan et
+    al. 2020, "Don't Stop Pretraining", use k = 10,000 without stop words): |top_a ∩ top_b| / k.
+
+    Both corpora need at least ``k`` content words; with fewer, the share would mean something
+    else, so that is an error (lower ``k``).
+    """
+    top_a, top_b = top_words(counts_a, k, stop_words=stop_words), top_words(counts_b, k, stop_words=stop_words)
+    short = min(len(top_a), len(top_b))
+    if short < k:
+        raise ValueError(f"a corpus has only {short:,} distinct content words, fewer than k={k:,}; pass k <= {short}")
+    return len(set(top_a) & set(top_b)) / k

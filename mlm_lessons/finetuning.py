@@ -1,0 +1,420 @@
+"""Fine-tuning a pretrained encoder: a sequence-classification head and a token-labeling head.
+
+Both heads sit on the :class:`~mlm_lessons.model.Encoder` of a pretrained ``MaskedLM`` (its MLM
+head is dropped) or on a freshly initialised one, for the "from scratch" baseline:
+
+- :class:`SequenceClassifier` – one label per text, from the ``[CLS]`` state (BERT's choice) or the
+  mean of the real tokens' states (``pooling="mean"``);
+- :class:`TokenClassifier` – one label per word, predicted at the word's first piece; the other
+  pieces, the specials and the padding carry the label -100 and are ignored by the loss.
+
+:func:`finetune` trains either on a :class:`~mlm_lessons.tasks.TaskData` with AdamW, warm-up and
+linear decay, evaluates on the validation split during training, stops early when the task metric
+(macro-F1, or span F1 for tagging) stops improving, and keeps the best weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._checks import require_ints
+from .adaptation import check_same_vocabulary
+from .masking import IGNORE_INDEX
+from .model import Encoder, EncoderConfig, MaskedLM
+from .tasks import TaskData, spans_of
+from .training import _mix, pick_device
+
+__all__ = [
+    "SequenceClassifier", "TokenClassifier", "ClassifierOutput", "FinetuneConfig", "FinetuneResult",
+    "finetune", "build_model", "evaluate_task", "predict", "encode_classification", "encode_tagging",
+    "classification_metrics", "tagging_metrics",
+]
+
+
+# -- the heads --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClassifierOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor  # [B, C] (sequence) or [B, T, C] (token)
+
+
+def _check_num_labels(num_labels) -> None:
+    if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 2:
+        raise ValueError(f"num_labels must be an int >= 2 (a label set with one class leaves nothing to learn), got {num_labels!r}")
+
+
+class _Head(nn.Module):
+    def __init__(self, config: EncoderConfig, num_labels: int, dropout: float):
+        super().__init__()
+        _check_num_labels(num_labels)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.config, self.num_labels = config, num_labels
+        self.encoder = Encoder(config)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.d_model, num_labels)
+        self.apply(MaskedLM._init_weights)
+
+    @classmethod
+    def from_pretrained(cls, mlm: MaskedLM, num_labels: int, **kwargs):
+        """The head on a copy of ``mlm``'s encoder (the MLM head is left behind)."""
+        if not isinstance(mlm, MaskedLM):
+            raise ValueError(f"from_pretrained takes a MaskedLM, got {type(mlm).__name__}")
+        model = cls(mlm.config, num_labels, **kwargs)
+        model.encoder.load_state_dict(mlm.encoder.state_dict())
+        if getattr(mlm, "vocab_fingerprint", None) is not None:
+            model.vocab_fingerprint = mlm.vocab_fingerprint
+        return model.to(next(mlm.parameters()).device)
+
+
+class SequenceClassifier(_Head):
+    """Encoder -> pooled vector -> dropout -> linear layer to ``num_labels`` logits."""
+
+    def __init__(self, config: EncoderConfig, num_labels: int, pooling: str = "cls", dropout: float = 0.1):
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' (the [CLS] state) or 'mean' (mean over real tokens), got {pooling!r}")
+        super().__init__(config, num_labels, dropout)
+        self.pooling = pooling
+
+    def forward(self, input_ids, attention_mask=None, labels=None) -> ClassifierOutput:
+        hidden = self.encoder(input_ids, attention_mask)  # [B, T, d]
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            keep = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * keep).sum(1) / keep.sum(1).clamp(min=1)
+        logits = self.classifier(self.dropout(pooled))
+        loss = None
+        if labels is not None:
+            if labels.shape != logits.shape[:1]:
+                raise ValueError(f"labels must be [batch] = {tuple(logits.shape[:1])}, got {tuple(labels.shape)}")
+            loss = F.cross_entropy(logits.float(), labels)
+        return ClassifierOutput(loss, logits)
+
+
+class TokenClassifier(_Head):
+    """Encoder -> dropout -> linear layer at every position: logits [B, T, ``num_labels``]."""
+
+    def __init__(self, config: EncoderConfig, num_labels: int, dropout: float = 0.1):
+        super().__init__(config, num_labels, dropout)
+
+    def forward(self, input_ids, attention_mask=None, labels=None) -> ClassifierOutput:
+        logits = self.classifier(self.dropout(self.encoder(input_ids, attention_mask)))
+        loss = None
+        if labels is not None:
+            if labels.shape != input_ids.shape:
+                raise ValueError(f"labels {tuple(labels.shape)} must match input_ids {tuple(input_ids.shape)}")
+            if (labels != IGNORE_INDEX).any():
+                loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+            else:  # nothing labelled: a zero that still has a gradient
+                loss = logits.sum() * 0.0
+        return ClassifierOutput(loss, logits)
+
+
+def build_model(task: TaskData, init: MaskedLM | EncoderConfig, *, pooling: str = "cls", dropout: float = 0.1, seed: int = 0):
+    """The head ``task`` needs, on ``init``'s encoder (a pretrained ``MaskedLM``) or on a new one
+    (an ``EncoderConfig``: from scratch). ``seed`` fixes the new weights."""
+    torch.manual_seed(seed)
+    if task.kind == "classification":
+        kind, kwargs = SequenceClassifier, {"pooling": pooling, "dropout": dropout}
+    elif task.kind == "tagging":
+        kind, kwargs = TokenClassifier, {"dropout": dropout}
+    else:
+        raise ValueError(f"unknown task kind {task.kind!r}; expected 'classification' or 'tagging'")
+    if isinstance(init, MaskedLM):
+        return kind.from_pretrained(init, task.num_labels, **kwargs)
+    if isinstance(init, EncoderConfig):
+        return kind(init, task.num_labels, **kwargs)
+    raise ValueError(f"init must be a pretrained MaskedLM or an EncoderConfig (from scratch), got {type(init).__name__}")
+
+
+# -- encoding ---------------------------------------------------------------------------------------
+
+
+def encode_classification(tokenizer, examples, max_length: int) -> list[dict]:
+    """``{"input_ids", "label"}`` per example; texts longer than ``max_length`` pieces are truncated."""
+    enc = tokenizer.encode_batch([ex.text for ex in examples], max_length=max_length, padding=False, return_tensors=None)
+    return [{"input_ids": ids, "label": ex.label} for ids, ex in zip(enc["input_ids"], examples)]
+
+
+def encode_tagging(tokenizer, examples, max_length: int) -> list[dict]:
+    """Each example cut into chunks of at most ``max_length`` pieces at word boundaries (so no
+    word is lost), with its word's label at the first piece of every word and -100 elsewhere.
+
+    ``example`` and ``words`` (the word index of each labelled piece) say where a chunk's words sit
+    in its example, so that word predictions can be put back together (:func:`predict`). A word the
+    normaliser erases entirely has no piece and is predicted ``0``.
+    """
+    if not isinstance(max_length, int) or max_length < 3:
+        raise ValueError(f"max_length must be an int >= 3, got {max_length!r}")
+    budget = max_length - 2
+    chunks = []
+    encs = tokenizer.tokenizer.encode_batch([list(ex.words) for ex in examples], is_pretokenized=True, add_special_tokens=False)
+    for e, (ex, enc) in enumerate(zip(examples, encs)):
+        pieces: list[list[int]] = [[] for _ in ex.words]
+        for piece, w in zip(enc.ids, enc.word_ids):
+            pieces[w].append(piece)
+        current, labels, words = [], [], []
+        for w, word in enumerate(pieces):
+            if not word:  # normalisation left nothing of it (a lone control character): no prediction
+                continue
+            word = word[:budget]  # a word longer than a whole chunk keeps its first pieces
+            if current and len(current) + len(word) > budget:
+                chunks.append(_tagged_chunk(tokenizer, current, labels, e, words))
+                current, labels, words = [], [], []
+            current += word
+            labels += [ex.labels[w]] + [IGNORE_INDEX] * (len(word) - 1)
+            words.append(w)
+        chunks.append(_tagged_chunk(tokenizer, current, labels, e, words))
+    return chunks
+
+
+def _tagged_chunk(tokenizer, ids, labels, example, words) -> dict:
+    return {"input_ids": [tokenizer.cls_id, *ids, tokenizer.sep_id], "labels": [IGNORE_INDEX, *labels, IGNORE_INDEX],
+            "example": example, "words": words}
+
+
+def _collate(items: list[dict], pad_id: int, kind: str) -> dict:
+    width = max(len(it["input_ids"]) for it in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for i, it in enumerate(items):
+        ids[i, : len(it["input_ids"])] = torch.tensor(it["input_ids"])
+        mask[i, : len(it["input_ids"])] = 1
+    if kind == "classification":
+        labels = torch.tensor([it["label"] for it in items], dtype=torch.long)
+    else:
+        labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
+        for i, it in enumerate(items):
+            labels[i, : len(it["labels"])] = torch.tensor(it["labels"])
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _encode(tokenizer, task: TaskData, examples, max_length: int) -> list[dict]:
+    if task.kind == "classification":
+        return encode_classification(tokenizer, examples, max_length)
+    return encode_tagging(tokenizer, examples, max_length)
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+
+
+def classification_metrics(y_true, y_pred, num_labels: int) -> dict:
+    """Accuracy and macro-F1 (the unweighted mean of the per-class F1 over all ``num_labels``
+    classes: a rare class counts as much as a frequent one)."""
+    y_true, y_pred = [int(y) for y in y_true], [int(y) for y in y_pred]
+    if len(y_true) != len(y_pred) or not y_true:
+        raise ValueError(f"need as many predictions as labels, and at least one; got {len(y_pred)} and {len(y_true)}")
+    f1s = []
+    for c in range(num_labels):
+        tp = sum(t == c and p == c for t, p in zip(y_true, y_pred))
+        fp = sum(t != c and p == c for t, p in zip(y_true, y_pred))
+        fn = sum(t == c and p != c for t, p in zip(y_true, y_pred))
+        f1s.append(_f1(tp, fp, fn))
+    return {"accuracy": sum(t == p for t, p in zip(y_true, y_pred)) / len(y_true), "macro_f1": sum(f1s) / num_labels}
+
+
+def tagging_metrics(gold: list, pred: list) -> dict:
+    """Word-level precision/recall/F1 of the ``code`` label (1), word accuracy, and span-level
+    precision/recall/F1: a predicted span (a maximal run of code words) counts only if a gold span
+    has exactly the same first and last word."""
+    if len(gold) != len(pred) or not gold:
+        raise ValueError(f"need one prediction per example, and at least one; got {len(pred)} and {len(gold)}")
+    tp = fp = fn = correct = words = 0
+    s_tp = s_pred = s_gold = 0
+    for g, p in zip(gold, pred):
+        g, p = list(g), list(p)
+        if len(g) != len(p):
+            raise ValueError(f"an example has {len(g)} gold labels but {len(p)} predictions")
+        tp += sum(a == 1 and b == 1 for a, b in zip(g, p))
+        fp += sum(a != 1 and b == 1 for a, b in zip(g, p))
+        fn += sum(a == 1 and b != 1 for a, b in zip(g, p))
+        correct += sum(a == b for a, b in zip(g, p))
+        words += len(g)
+        gs, ps = spans_of(g), spans_of(p)
+        s_tp, s_pred, s_gold = s_tp + len(gs & ps), s_pred + len(ps), s_gold + len(gs)
+    return {
+        "word_accuracy": correct / max(words, 1),
+        "token_precision": tp / (tp + fp) if tp + fp else 0.0, "token_recall": tp / (tp + fn) if tp + fn else 0.0,
+        "token_f1": _f1(tp, fp, fn),
+        "span_precision": s_tp / s_pred if s_pred else 0.0, "span_recall": s_tp / s_gold if s_gold else 0.0,
+        "span_f1": _f1(s_tp, s_pred - s_tp, s_gold - s_tp),
+    }
+
+
+# -- prediction and evaluation ----------------------------------------------------------------------
+
+
+@torch.no_grad()
+def predict(model, tokenizer, task: TaskData, split: str = "test", *, max_length: int = 64, batch_size: int = 128) -> list:
+    """Predicted labels for every example of ``split``: a class id per text, or a label per word."""
+    return _predict_encoded(model, tokenizer, task, task.split(split), _encode(tokenizer, task, task.split(split), max_length), batch_size)
+
+
+@torch.no_grad()
+def _predict_encoded(model, tokenizer, task, examples, encoded, batch_size=128) -> list:
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = [None] * len(examples) if task.kind == "classification" else [[0] * len(ex.words) for ex in examples]
+    for i in range(0, len(encoded), batch_size):
+        items = encoded[i : i + batch_size]
+        b = _collate(items, tokenizer.pad_id, task.kind)
+        logits = model(b["input_ids"].to(device), b["attention_mask"].to(device)).logits.argmax(-1).cpu()
+        for j, it in enumerate(items):
+            if task.kind == "classification":
+                out[i + j] = int(logits[j])
+            else:
+                labelled = (b["labels"][j] != IGNORE_INDEX).nonzero().flatten().tolist()
+                for w, pos in zip(it["words"], labelled):
+                    out[it["example"]][w] = int(logits[j, pos])
+    model.train(was_training)
+    return out
+
+
+def _metrics(task: TaskData, examples, predictions) -> dict:
+    if task.kind == "classification":
+        return classification_metrics([ex.label for ex in examples], predictions, task.num_labels)
+    return tagging_metrics([ex.labels for ex in examples], predictions)
+
+
+def evaluate_task(model, tokenizer, task: TaskData, split: str = "test", *, max_length: int = 64) -> dict:
+    """The task's metrics on ``split``: accuracy and macro-F1, or word and span scores for tagging."""
+    return _metrics(task, task.split(split), predict(model, tokenizer, task, split, max_length=max_length))
+
+
+# -- training ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How to fine-tune. ``max_steps`` caps the run (an epoch of a large training set is long);
+    evaluation on the validation split runs every ``eval_every`` steps (``None``: once an epoch,
+    at most every 100 steps); ``patience`` evaluations without improvement end the run."""
+
+    lr: float = 5e-4
+    batch_size: int = 32
+    max_epochs: int = 20
+    max_steps: int = 600
+    eval_every: int | None = None
+    patience: int = 4
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    max_length: int = 64
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        require_ints(self, ("batch_size", "max_epochs", "max_steps", "patience", "max_length"), minimum=1)
+        require_ints(self, ("seed",), minimum=0)
+        if self.eval_every is not None:
+            require_ints(self, ("eval_every",), minimum=1)
+        if self.max_length < 3:
+            raise ValueError(f"max_length must be >= 3 (room for [CLS], a piece and [SEP]), got {self.max_length}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        if self.weight_decay < 0 or self.clip_norm <= 0:
+            raise ValueError(f"weight_decay must be >= 0 and clip_norm > 0, got {self.weight_decay!r} and {self.clip_norm!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FinetuneResult:
+    model: nn.Module
+    history: list[dict] = field(default_factory=list)
+    best_step: int = 0
+    valid: dict = field(default_factory=dict)  # metrics of the kept (best) weights
+    test: dict | None = None
+    seconds: float = 0.0
+
+
+def _main_metric(task: TaskData) -> str:
+    return "macro_f1" if task.kind == "classification" else "span_f1"
+
+
+def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = FinetuneConfig(), *, evaluate_test: bool = True,
+             progress: bool = False) -> FinetuneResult:
+    """Fine-tune ``model`` (a :class:`SequenceClassifier` or :class:`TokenClassifier`, e.g. from
+    :func:`build_model`) on ``task``'s train split; returns it with the best validation weights."""
+    from tqdm.auto import tqdm
+
+    if not isinstance(config, FinetuneConfig):
+        raise ValueError(f"config must be a FinetuneConfig, got {type(config).__name__}")
+    expected = SequenceClassifier if task.kind == "classification" else TokenClassifier
+    if not isinstance(model, expected):
+        raise ValueError(f"task {task.name!r} ({task.kind}) needs a {expected.__name__}, got {type(model).__name__}")
+    if model.num_labels != task.num_labels:
+        raise ValueError(f"the model predicts {model.num_labels} labels, task {task.name!r} has {task.num_labels}: {task.label_names}")
+    check_same_vocabulary(model, tokenizer)
+    present = {ex.label for ex in task.train} if task.kind == "classification" else {y for ex in task.train for y in ex.labels}
+    if len(present) < 2:
+        raise ValueError(f"the training examples of {task.name!r} hold a single label ({sorted(present)}); fine-tuning needs at least two")
+    if not task.valid:
+        raise ValueError(f"task {task.name!r} has no validation examples, which early stopping needs")
+    t0 = time.perf_counter()
+    device = pick_device(config.device)
+    model.to(device).train()
+    train = _encode(tokenizer, task, task.train, config.max_length)
+    valid_encoded = _encode(tokenizer, task, task.valid, config.max_length)
+    per_epoch = math.ceil(len(train) / config.batch_size)
+    total = min(config.max_steps, per_epoch * config.max_epochs)
+    eval_every = config.eval_every or min(per_epoch, 100)
+    warmup = int(config.warmup_ratio * total)
+
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    metric = _main_metric(task)
+    best = {"score": -math.inf, "step": 0, "state": copy.deepcopy(model.state_dict()), "metrics": {}}
+    history, bad, window = [], 0, []
+    for step in tqdm(range(total), disable=not progress, desc=f"fine-tuning {task.name}"):
+        epoch, k = divmod(step, per_epoch)
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(_mix(config.seed, 31, epoch)))
+        batch = _collate([train[i] for i in order[k * config.batch_size : (k + 1) * config.batch_size].tolist()],
+                         tokenizer.pad_id, task.kind)
+        torch.manual_seed(_mix(config.seed, 37, step))  # this step's dropout
+        out = model(**{key: v.to(device) for key, v in batch.items()})
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        schedule.step()
+        window.append(out.loss.item())
+        done = step + 1
+        if done % eval_every == 0 or done == total:
+            scores = _metrics(task, task.valid, _predict_encoded(model, tokenizer, task, task.valid, valid_encoded))
+            history.append({"step": done, "epoch": done / per_epoch, "train_loss": sum(window) / len(window),
+                            **{f"valid_{k}": v for k, v in scores.items()}})
+            window = []
+            if scores[metric] > best["score"]:
+                best = {"score": scores[metric], "step": done, "state": copy.deepcopy(model.state_dict()), "metrics": scores}
+                bad = 0
+            else:
+                bad += 1
+                if bad >= config.patience:
+                    break
+    model.load_state_dict(best["state"])
+    model.eval()
+    test = evaluate_task(model, tokenizer, task, "test", max_length=config.max_length) if evaluate_test else None
+    return FinetuneResult(model, history, best["step"], best["metrics"], test, time.perf_counter() - t0)

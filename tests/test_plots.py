@@ -1,0 +1,39 @@
+"""The adaptation figures: what they draw, and the errors they raise."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+from mlm_lessons.plots import label_curve_plot, overlap_heatmap, validation_curves_plot  # noqa: E402
+
+
+def test_overlap_heatmap_labels_every_cell():
+    ax = overlap_heatmap([[1.0, 0.474], [0.474, 1.0]], ["python-docs", "pytorch-docs"])
+    assert sorted(t.get_text() for t in ax.texts) == ["100%", "100%", "47%", "47%"]
+    with pytest.raises(ValueError, match="square"):
+        overlap_heatmap([[1.0, 0.5]], ["a", "b"])
+
+
+def test_validation_curves_one_line_per_run_and_metric_and_a_mark_for_the_kept_step():
+    history = [{"step": 0, "valid_loss": 6.7, "general_loss": 5.8}, {"step": 10, "train_loss": 6.0},
+               {"step": 100, "valid_loss": 5.9, "general_loss": 5.9}, {"step": 200, "valid_loss": 6.0, "general_loss": 6.0}]
+    ax = validation_curves_plot({"DAPT": history}, {"valid_loss": "domain", "general_loss": "general"}, best_steps={"DAPT": 100})
+    lines = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+    assert lines == {"DAPT: domain": [6.7, 5.9, 6.0], "DAPT: general": [5.8, 5.9, 6.0]}
+    assert [tuple(p) for p in ax.collections[0].get_offsets()] == [(100, 5.9)]
+    with pytest.raises(ValueError):
+        validation_curves_plot({}, {"valid_loss": "domain"})
+
+
+def test_label_curve_averages_seeds_and_places_all_labels():
+    rows = [{"init": "general", "labels": 10, "f1": 0.4}, {"init": "general", "labels": 10, "f1": 0.6},
+            {"init": "general", "labels": None, "f1": 0.9}]
+    ax = label_curve_plot(rows, metric="f1", all_labels_at=800)
+    line = ax.get_lines()[0]
+    assert list(line.get_xdata()) == [10, 800] and list(line.get_ydata()) == pytest.approx([0.5, 0.9])
+    with pytest.raises(ValueError, match="all_labels_at"):
+        label_curve_plot(rows, metric="f1")
