@@ -29,7 +29,7 @@ from .adaptation import check_same_vocabulary
 from .masking import IGNORE_INDEX
 from .model import Encoder, EncoderConfig, MaskedLM
 from .tasks import TaskData, spans_of
-from .training import _mix, pick_device
+from .training import _mix, param_groups, pick_device
 
 __all__ = [
     "SequenceClassifier", "TokenClassifier", "ClassifierOutput", "FinetuneConfig", "FinetuneResult",
@@ -379,10 +379,7 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
     eval_every = config.eval_every or min(per_epoch, 100)
     warmup = int(config.warmup_ratio * total)
 
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
+    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
     metric = _main_metric(task)

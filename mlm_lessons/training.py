@@ -36,6 +36,7 @@ from .objective import masked_lm_loss
 __all__ = [
     "TrainConfig", "PRESETS", "preset", "pretrain", "PretrainResult", "evaluate", "pick_device",
     "save_checkpoint", "load_checkpoint", "load_run", "peak_flops", "set_training_seed", "run_cache_key",
+    "eval_batches", "param_groups",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -266,7 +267,9 @@ def evaluate(model: MaskedLM, batches: list[dict], device: torch.device, precisi
     return {"loss": loss, "accuracy": correct / count, "perplexity": math.exp(loss), "positions": count}
 
 
-def _eval_batches(tokenizer, texts, config: TrainConfig, batch_size: int = 64) -> list[dict]:
+def eval_batches(tokenizer, texts, config: TrainConfig, batch_size: int = 64) -> list[dict]:
+    """Validation batches masked once with a fixed seed (``config.seed``): every evaluation of a run,
+    and of runs with the same seed, scores the same masked positions."""
     examples = tokenizer.encode_chunks(texts, max_length=config.max_length)[: config.eval_sequences]
     if not examples:
         raise ValueError("the validation texts give no sequence to evaluate on")
@@ -396,11 +399,17 @@ def _lr_lambda(config: TrainConfig):
     return factor
 
 
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's two parameter groups: weight decay for weight matrices and embeddings, none for
+    biases and LayerNorm parameters (those with fewer than two dimensions)."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 def _optimizer(model: MaskedLM, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.dim() >= 2]  # weight matrices and embeddings
-    no_decay = [p for p in model.parameters() if p.dim() < 2]  # biases and LayerNorm scales
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.adam_eps, fused=device.type == "cuda")
+    return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas,
+                             eps=config.adam_eps, fused=device.type == "cuda")
 
 
 def pretrain(
@@ -494,8 +503,8 @@ def pretrain(
         raise ValueError(f"{len(train)} training sequences are fewer than one batch of {config.batch_size}")
     eval_sets = {}
     if rank == 0:
-        eval_sets = {"valid": _eval_batches(tokenizer, valid_texts, config)}
-        eval_sets.update({name: _eval_batches(tokenizer, list(texts), config) for name, texts in also_evaluate.items()})
+        eval_sets = {"valid": eval_batches(tokenizer, valid_texts, config)}
+        eval_sets.update({name: eval_batches(tokenizer, list(texts), config) for name, texts in also_evaluate.items()})
 
     model = model.to(device)
     optimizer = _optimizer(model, config, device)

@@ -256,9 +256,9 @@ def test_dapt_evaluates_both_texts_and_leaves_the_model(tiny_texts):
     assert result.model is not model and not same_state(state_of(result.model), before)
     assert result.best_step is None and result.stopped_at is None
     with torch.no_grad():  # the step-0 numbers are those of the model given
-        from mlm_lessons.training import _eval_batches, evaluate
+        from mlm_lessons.training import eval_batches, evaluate
 
-        metrics = evaluate(model, _eval_batches(tok, list(general_valid), tiny_config()), torch.device("cpu"), "fp32")
+        metrics = evaluate(model, eval_batches(tok, list(general_valid), tiny_config()), torch.device("cpu"), "fp32")
     assert evals[0]["general_loss"] == pytest.approx(metrics["loss"], rel=1e-5)
 
 

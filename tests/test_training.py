@@ -120,11 +120,11 @@ def test_checkpoint_holds_everything_and_loads_safely(tmp_path):
 
 
 def test_evaluation_uses_a_fixed_mask():
-    from mlm_lessons.training import _eval_batches
+    from mlm_lessons.training import eval_batches
 
     tok, _, valid = tiny_tokenizer_and_texts()
     config = tiny_config()
-    a, b = _eval_batches(tok, valid, config), _eval_batches(tok, valid, config)
+    a, b = eval_batches(tok, valid, config), eval_batches(tok, valid, config)
     assert all(torch.equal(x["labels"], y["labels"]) for x, y in zip(a, b))
     from mlm_lessons.model import MaskedLM
 
