@@ -72,16 +72,51 @@ class _AnswerError(Exception):
     """The student's code failed; the message says on which input."""
 
 
-def _call(fn, *args):
+def _call(fn, *args, hints: dict[type[Exception], str] | None = None):
+    """``fn(*args)``; a failure becomes an :class:`_AnswerError` that says where, plus the hint that
+    ``hints`` gives for the kind of exception (the known mistake that raises it)."""
     if not callable(fn):
         raise _AnswerError(f"expected a function, got {type(fn).__name__}")
     try:
         return fn(*args)
+    except NotImplementedError:
+        raise _AnswerError("not written yet: replace `raise NotImplementedError` with your code") from None
     except Exception as exc:  # noqa: BLE001 - report any failure of the student's code
         last = traceback.extract_tb(exc.__traceback__)[-1]
+        hint = next((f" – {h}" for kind, h in (hints or {}).items() if isinstance(exc, kind)), "")
         raise _AnswerError(
-            f"your function raised {type(exc).__name__}: {exc} (line {last.lineno}) on input {args!r:.120}"
+            f"your function raised {type(exc).__name__}: {exc} (line {last.lineno}) on input {args!r:.120}{hint}"
         ) from None
+
+
+def _hint(got, mistakes, same) -> str:
+    """Name the mistake: `` – hint`` for the first ``(wrong answer, hint)`` of ``mistakes`` that ``got``
+    matches by ``same(got, wrong)`` (the answer a known mistake gives), or '' when none does."""
+    for wrong, hint in mistakes:
+        try:
+            matches = bool(same(got, wrong))
+        except Exception:  # noqa: BLE001 - an answer of another type or shape matches no known mistake
+            matches = False
+        if matches:
+            return f" – {hint}"
+    return ""
+
+
+def _as_number(got) -> float:
+    """``got`` - a Python number or a one-element tensor - as a float."""
+    try:
+        return float(got)
+    except (TypeError, ValueError, RuntimeError):
+        shape = getattr(got, "shape", None)
+        what = f"a tensor of shape {tuple(shape)}" if shape is not None else f"{got!r:.80}"
+        raise _AnswerError(f"return one number, got {what}") from None
+
+
+def _as_list(got) -> list:
+    try:
+        return list(got)
+    except TypeError:
+        raise _AnswerError(f"return a list, got {got!r:.80}") from None
 
 
 def _first_mismatch(answer, cases, describe) -> tuple[bool, str] | None:
@@ -104,6 +139,8 @@ def _first_mismatch(answer, cases, describe) -> tuple[bool, str] | None:
     "shows only the last part of a ~-prefixed target, and keeps the title of `title <target>`.",
 )
 def _check_roles(answer) -> tuple[bool, str]:
+    import re
+
     cases = [
         (":func:`torch.add`", "torch.add"),
         ("Adds :attr:`other` to :attr:`input`.", "Adds other to input."),
@@ -112,10 +149,18 @@ def _check_roles(answer) -> tuple[bool, str]:
         (":meth:`~Tensor.add_` works in place", "add_ works in place"),
         ("no roles here", "no roles here"),
     ]
-    wrong = _first_mismatch(
-        answer, [((given,), want) for given, want in cases],
-        lambda args, got, want: f"strip_roles({args[0]!r}) returned {got!r}, expected {want!r}",
-    )
+
+    def describe(args, got, want):
+        left = got if isinstance(got, str) else ""
+        hint = next((f" – {h}" for wrong, h in (
+            (re.search(r":\w+:`", left), "the :role:`...` markup is still there: replace each role by its content"),
+            ("`" in left, "the backticks go too, not only the :role:"),
+            ("~" in left or left.endswith("." + want), "a ~-prefixed target shows only its last part, after the last dot"),
+            ("<" in left, "of `title <target>` keep only the title, without the <target>"),
+        ) if wrong), "")
+        return f"strip_roles({args[0]!r}) returned {got!r}, expected {want!r}{hint}"
+
+    wrong = _first_mismatch(answer, [((given,), want) for given, want in cases], describe)
     return wrong or (True, f"all {len(cases)} cases right")
 
 
@@ -135,7 +180,7 @@ def _check_leaks(answer) -> tuple[bool, str]:
         "clean": "no text is shared",
         "exact": "one text in train and valid",
         "case": "equal after lowercasing and collapsing spaces",
-        "three": "'x y' in all three splits, 'p q' in two",
+        "three": "'x y' in all three splits, 'p q' in two: each text counts once",
         "within": "a duplicate inside one split is not a leak",
     }
     cases = [
@@ -165,9 +210,19 @@ def _check_fragmentation(answer, *, tokenizer) -> tuple[bool, str]:
     if not (isinstance(got, tuple) and len(got) == 2):
         return False, f"return a pair (pieces per word, share split), got {got!r:.80}"
     want = (frag.pieces_per_word, frag.share_split)
-    if all(abs(float(g) - w) < 1e-9 for g, w in zip(got, want)):
+    got = tuple(_as_number(g) for g in got)
+    if all(abs(g - w) < 1e-9 for g, w in zip(got, want)):
         return True, f"pieces per word {want[0]:.3f}, share split {want[1]:.3f}"
-    return False, f"got {tuple(round(float(g), 4) for g in got)}, expected {tuple(round(w, 4) for w in want)}"
+    ppw, share = want
+    hint = _hint(got, [
+        ((ppw + 2, 1.0), "you counted [CLS] and [SEP] with every word: tokenize without the special tokens"),
+        ((ppw, 1.0), "share split counts the words cut into two or more pieces (n > 1), not n >= 1"),
+        ((ppw, ppw - 1), "you counted the ## continuation pieces; count each split word once"),
+        ((1.0, 0.0), "you counted words, not pieces: count the pieces tokenizer.tokenize(word) returns"),
+        ((share, ppw), "the pair is the wrong way round: (pieces per word, share split)"),
+        ((ppw, 100 * share), "return the share split as a fraction, not a percent"),
+    ], lambda g, w: all(abs(a - b) < 1e-9 for a, b in zip(g, w)))
+    return False, f"got {tuple(round(g, 4) for g in got)}, expected {tuple(round(w, 4) for w in want)}{hint}"
 
 
 
@@ -186,7 +241,8 @@ def _check_closer(answer, *, tokenizer, corpora) -> tuple[bool, str]:
     detail = ", ".join(f"{n} {v:.3f}" for n, v in ppw.items())
     if answer == truth:
         return True, f"right: pieces per word {detail}"
-    return False, f"not this time: pieces per word {detail}; look at which words numpy-docs shares with each"
+    return False, (f"not this time: numpy-docs ({ppw['numpy-docs']:.3f} pieces per word) is closer to {truth} "
+                   f"({ppw[truth]:.3f}) than to {answer} ({ppw[answer]:.3f}); look at which words numpy-docs shares with each")
 
 
 # -- chapter 2 ------------------------------------------------------------------------------
@@ -199,14 +255,26 @@ def _check_closer(answer, *, tokenizer, corpora) -> tuple[bool, str]:
     "selection picks.",
 )
 def _check_select(answer) -> tuple[bool, str]:
+    import math
+
     from .masking import num_to_select
 
     cases = [((n, r), num_to_select(n, r)) for r in (0.15, 0.25, 0.5, 0.01, 1.0) for n in (0, 1, 2, 3, 6, 10, 14, 30, 127)]
 
     def describe(args, got, want):
         n, ratio = args
-        hint = " (a sequence with no eligible position gets 0)" if n == 0 else (
-            " (at least one position is always selected)" if want == 1 else "")
+        x = ratio * n
+        if n == 0:
+            hint = " – a sequence with no eligible position gets 0"
+        elif want == 1 and got == 0:
+            hint = " – at least one position is always selected"
+        else:
+            hint = _hint(got, [
+                (max(1, math.floor(x + 0.5)), "Python's round() sends a half to the even neighbour (round(4.5) == 4): use round(), not int(x + 0.5)"),
+                (max(1, int(x)), "int() drops the fraction: round to the nearest with round(ratio * n)"),
+                (max(1, math.ceil(x)), "math.ceil() rounds up: round to the nearest with round(ratio * n)"),
+                (x, "return a whole number of positions: round(ratio * n)"),
+            ], lambda g, w: g == w)
         return f"how_many({n}, {ratio}) returned {got!r}, expected {want}{hint}"
 
     return _first_mismatch(answer, cases, describe) or (True, f"all {len(cases)} cases right")
@@ -222,7 +290,7 @@ def _check_labels(answer) -> tuple[bool, str]:
     import torch
 
     g = torch.Generator().manual_seed(0)
-    for shape in ((1, 5), (3, 7), (4, 1)):
+    for shape in ((2, 5), (3, 7), (4, 1)):  # the last one with nothing selected
         ids = torch.randint(5, 100, shape, generator=g)
         selected = torch.rand(shape, generator=g) < 0.4
         before = ids.clone()
@@ -230,8 +298,15 @@ def _check_labels(answer) -> tuple[bool, str]:
         want = torch.where(selected, before, torch.full_like(before, -100))
         if not torch.equal(ids, before):
             return False, "your function modified input_ids; work on a copy (torch.where or .clone())"
-        if not isinstance(got, torch.Tensor) or got.shape != want.shape or not torch.equal(got, want):
-            return False, f"for input_ids {before.tolist()} and selected {selected.tolist()} expected {want.tolist()}, got {got!r:.200}"
+        if not isinstance(got, torch.Tensor):
+            return False, f"return a tensor of shape {tuple(want.shape)} (torch.where gives one), got {type(got).__name__}"
+        if got.shape != want.shape or not torch.equal(got, want):
+            hint = _hint(got, [
+                (before, "you returned input_ids as they are: the positions not selected get -100"),
+                (torch.where(selected, torch.full_like(before, -100), before), "swapped: the original id goes where selected is True, -100 where it is False"),
+                (torch.where(selected, before, torch.zeros_like(before)), "the positions not selected get -100 (the loss skips them), not 0"),
+            ], torch.equal)
+            return False, f"for input_ids {before.tolist()} and selected {selected.tolist()} expected {want.tolist()}, got {got.tolist()}{hint}"
     return True, "labels right on 3 random batches, input untouched"
 
 
@@ -244,22 +319,28 @@ def _check_labels(answer) -> tuple[bool, str]:
 def _check_rebalance(answer) -> tuple[bool, str]:
     cases = [
         ({"mask": 80, "random": 10, "keep": 10}, "mask", 60),
-        ({"mask": 80, "random": 10, "keep": 10}, "random", 30),
+        ({"mask": 40, "random": 20, "keep": 40}, "random", 25),  # 37.5 and 37.5: round one, not both
         ({"mask": 80, "random": 20, "keep": 0}, "mask", 50),
         ({"mask": 100, "random": 0, "keep": 0}, "mask", 40),
         ({"mask": 0, "random": 0, "keep": 100}, "keep", 0),
         ({"mask": 33, "random": 33, "keep": 34}, "keep", 100),
     ]
     for shares, changed, value in cases:
-        got = _call(answer, dict(shares), changed, value)
+        a, b = (k for k in ("mask", "random", "keep") if k != changed)
+        got = _call(answer, dict(shares), changed, value,
+                    hints={ZeroDivisionError: f"when {a} and {b} are both 0, split the rest equally"})
         where = f"rebalance({shares}, {changed!r}, {value})"
         if not isinstance(got, dict) or set(got) != {"mask", "random", "keep"}:
             return False, f"{where} should return a dict with keys mask, random, keep; got {got!r:.120}"
         if not all(isinstance(v, int) and 0 <= v <= 100 for v in got.values()):
-            return False, f"{where} returned {got}: every share must be an int in [0, 100]"
-        if sum(got.values()) != 100 or got[changed] != value:
-            return False, f"{where} returned {got}: the sum must be 100 and {changed} must be {value}"
-        a, b = (k for k in ("mask", "random", "keep") if k != changed)
+            return False, f"{where} returned {got}: every share must be an int in [0, 100] – round, and give the remainder to the other share"
+        if got[changed] != value:
+            return False, f"{where} returned {got}: {changed} must be {value}, the value just set"
+        if sum(got.values()) != 100:
+            hint = (f" – {a} and {b} must change so that the three sum to 100" if (got[a], got[b]) == (shares[a], shares[b])
+                    else " – rounding both shares on their own can lose or gain a point: round one and give the other the rest"
+                    if abs(sum(got.values()) - 100) == 1 else "")
+            return False, f"{where} returned {got}: the shares sum to {sum(got.values())}, not 100{hint}"
         rest, total = 100 - value, shares[a] + shares[b]
         ideal_a = rest / 2 if total == 0 else rest * shares[a] / total
         if abs(got[a] - ideal_a) > 1:
@@ -295,17 +376,32 @@ def _check_loss(answer) -> tuple[bool, str]:
     import math
 
     import torch
+    import torch.nn.functional as F
 
     from .objective import masked_lm_loss
 
+    def same(got, wrong):
+        return math.isclose(got, float(wrong), rel_tol=1e-5, abs_tol=1e-6)
+
     for logits, labels in _loss_cases():
-        got = _call(answer, logits, labels)
         want = masked_lm_loss(logits, labels).item()
-        value = float(got)
-        if not math.isclose(value, want, rel_tol=1e-5, abs_tol=1e-6):
-            return False, f"for a batch of shape {tuple(labels.shape)} you computed {value:.6f}, expected {want:.6f}"
+        value = _as_number(_call(answer, logits, labels))
+        if not same(value, want):
+            labelled, index = labels != -100, labels.clamp(min=0)[..., None]
+            nll = -F.log_softmax(logits, -1).gather(-1, index).squeeze(-1)
+            everywhere = "looks like you averaged over all positions, including those labelled -100: divide by the number of labelled positions"
+            hint = _hint(value, [
+                ((nll * labelled).sum() / labels.numel(), everywhere),
+                (nll.mean(), everywhere),
+                ((nll * labelled).sum(), "that is the sum: divide by the number of labelled positions"),
+                (-want, "the sign is flipped: the loss is minus the log-probability of the label"),
+                (-logits.gather(-1, index).squeeze(-1)[labelled].mean(), "take log_softmax of the logits first: raw logits are not log-probabilities"),
+                (masked_lm_loss(logits, labels, reduction="sequence"),
+                 "you averaged within each sequence first: average over all labelled positions of the batch at once"),
+            ], same)
+            return False, f"for a batch of shape {tuple(labels.shape)} you computed {value:.6f}, expected {want:.6f}{hint}"
     empty = torch.full((2, 3), -100)
-    value = float(_call(answer, torch.randn(2, 3, 5), empty))
+    value = _as_number(_call(answer, torch.randn(2, 3, 5), empty))
     if math.isnan(value):
         return False, "a batch with no labelled position gave nan: divide by max(count, 1), or return a zero"
     if value != 0.0:
@@ -330,10 +426,16 @@ def _check_accuracy(answer) -> tuple[bool, str]:
             logits[b, t, labels[b, t]] += 20.0
         cases.append((logits, labels))
     for logits, labels in cases:
-        got = float(_call(answer, logits, labels))
+        got = _as_number(_call(answer, logits, labels))
         want = masked_accuracy(logits, labels)
         if abs(got - want) > 1e-9:
-            return False, f"for a batch of shape {tuple(labels.shape)} you computed {got:.4f}, expected {want:.4f}"
+            right, labelled = logits.argmax(-1) == labels, labels != -100
+            hint = _hint(got, [
+                (right.float().mean(), "looks like you counted all positions, including those labelled -100: take the share among the labelled ones"),
+                (right[labelled].sum(), "that is the number of right predictions: divide by the number of labelled positions"),
+                (1 - want, "that is the error rate: count the positions where the arg-max IS the label"),
+            ], lambda g, w: abs(g - float(w)) < 1e-9)
+            return False, f"for a batch of shape {tuple(labels.shape)} you computed {got:.4f}, expected {want:.4f}{hint}"
     return True, "agrees with masked_accuracy on 3 batches"
 
 
@@ -344,18 +446,24 @@ def _check_accuracy(answer) -> tuple[bool, str]:
     "nats) of the frequencies p = counts / counts.sum(), with 0 log 0 taken as 0.",
 )
 def _check_unigram(answer) -> tuple[bool, str]:
+    import math
+
     import torch
 
     from .objective import unigram_baseline
 
     cases = [torch.tensor([5, 5, 5, 5]), torch.tensor([0, 3, 1]), torch.tensor([100, 10, 1, 0, 0, 7])]
     for counts in cases:
-        got = float(_call(answer, counts.clone()))
+        got = _as_number(_call(answer, counts.clone()))
         want = unigram_baseline(counts)
         if got != got:
             return False, f"counts {counts.tolist()} gave nan: leave out the zero counts (0 log 0 = 0)"
         if abs(got - want) > 1e-6:
-            return False, f"counts {counts.tolist()}: you computed {got:.6f}, expected {want:.6f}"
+            hint = _hint(got, [
+                (want / math.log(2), "that is in bits (log2): use the natural log for nats"),
+                (-want, "the sign is flipped: the entropy is -Σ p log p, and never negative"),
+            ], lambda g, w: abs(g - w) < 1e-6)
+            return False, f"counts {counts.tolist()}: you computed {got:.6f}, expected {want:.6f}{hint}"
     return True, f"all {len(cases)} cases right"
 
 
@@ -382,10 +490,21 @@ def _check_attention(answer) -> tuple[bool, str]:
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
             return False, f"expected a tensor of shape {tuple(want.shape)}, got {getattr(got, 'shape', type(got).__name__)}"
         if not torch.allclose(got, want, atol=1e-5):
-            unmasked = F.scaled_dot_product_attention(q, k, v)
-            hint = (" – did you apply the mask?" if torch.allclose(got, unmasked, atol=1e-5)
-                    else " – did you divide the scores by sqrt(d_h)?" if torch.allclose(got, F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=1.0), atol=1e-5)
-                    else "")
+            scores = q @ k.transpose(-2, -1) / d**0.5
+            hint = _hint(got, [
+                (F.scaled_dot_product_attention(q, k, v, scale=1.0), "apply the mask and divide the scores by sqrt(d_h)"),
+                (F.scaled_dot_product_attention(q, k, v), "did you apply the mask? the padded keys still get weight"),
+                (F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=1.0), "did you divide the scores by sqrt(d_h)?"),
+                (F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=1 / d), "divide the scores by sqrt(d_h), not by d_h"),
+                (scores.masked_fill(~keep, 0.0).softmax(-1) @ v,
+                 "a masked score of 0 still gets weight exp(0) after the softmax: fill with -inf (or a very negative number)"),
+                (scores.softmax(-1) * keep @ v, "you zeroed the weights after the softmax, so they no longer sum to 1: mask the scores before it"),
+                *((scores.masked_fill(~keep.transpose(-2, -1), fill).softmax(-1) @ v,
+                   "you masked the padded queries (rows), not the padded keys (columns): keep is [B, 1, 1, T] over the keys")
+                  for fill in (float("-inf"), -1e9)),
+                *((scores.masked_fill(~keep, fill).softmax(-2) @ v, "take the softmax over the keys (the last dimension), not the queries")
+                  for fill in (float("-inf"), -1e9)),
+            ], lambda g, w: torch.allclose(g, w, atol=1e-5, equal_nan=True))
             return False, f"differs from scaled_dot_product_attention by {float((got - want).abs().max()):.3g}{hint}"
     return True, "matches F.scaled_dot_product_attention, padding included"
 
@@ -397,6 +516,8 @@ def _check_attention(answer) -> tuple[bool, str]:
     "the sizes alone.",
 )
 def _check_params(answer) -> tuple[bool, str]:
+    import torch
+
     from .model import EncoderConfig, MaskedLM
 
     configs = [
@@ -405,10 +526,23 @@ def _check_params(answer) -> tuple[bool, str]:
         EncoderConfig(vocab_size=30522, max_len=512, d_model=768, n_layers=12, n_heads=12, d_ff=3072, norm="post"),
     ]
     for c in configs:
-        want = MaskedLM(c).num_parameters()
+        model = MaskedLM(c)
+        want = model.num_parameters()
         got = _call(answer, c)
         if got != want:
-            return False, f"for d_model={c.d_model}, n_layers={c.n_layers}, d_ff={c.d_ff}, V={c.vocab_size}, norm={c.norm!r}: you counted {got!r}, MaskedLM has {want:,}"
+            d = c.d_model
+            norms = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.LayerNorm) for p in m.parameters())
+            biases = sum(m.bias.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)) + c.vocab_size
+            hint = _hint(got, [
+                (want + c.vocab_size * d, "the output layer reuses (ties) the token embedding matrix: count it once"),
+                (want - c.max_len * d, "you left out the position embeddings (max_len × d_model)"),
+                (want - norms, "you left out the LayerNorms (a weight and a bias of d_model each)"),
+                (want - 2 * d, "you left out one LayerNorm: the one after the embeddings (post-LN) or after the last block (pre-LN)"),
+                (want - biases, "you left out the biases (of every linear layer, and the output bias of vocab_size)"),
+                (want - c.vocab_size, "you left out the output bias (one per vocabulary entry)"),
+                (want - (d * d + d + 2 * d), "you left out the head's dense layer and LayerNorm"),
+            ], lambda g, w: g == w)
+            return False, f"for d_model={d}, n_layers={c.n_layers}, d_ff={c.d_ff}, V={c.vocab_size}, norm={c.norm!r}: you counted {got!r}, MaskedLM has {want:,}{hint}"
     return True, "exact for 3 configurations, BERT-base's shape among them"
 
 
@@ -427,8 +561,12 @@ def _check_causal(answer) -> tuple[bool, str]:
         if not isinstance(got, torch.Tensor) or got.dtype != torch.bool or got.shape != want.shape:
             return False, f"causal_keep({t}) should be a bool tensor of shape ({t}, {t}), got {got!r:.80}"
         if not torch.equal(got, want):
-            hint = " (that is the transpose: query i sees keys j <= i)" if torch.equal(got, want.T) else ""
-            return False, f"causal_keep({t}) is wrong{hint}"
+            hint = _hint(got, [
+                (want.T, "that is the transpose: query i (row) sees keys j <= i (columns)"),
+                (want.tril(-1), "the diagonal is missing: a query may attend to its own position"),
+                (torch.ones_like(want), "every query sees every key: a left-to-right model must hide the future (j > i)"),
+            ], torch.equal)
+            return False, f"causal_keep({t}) returned {got.int().tolist()}, expected {want.int().tolist()}{hint}"
     return True, "right for T = 1, 4, 9"
 
 
@@ -449,7 +587,16 @@ def _check_schedule(answer) -> tuple[bool, str]:
         for step in sorted({0, warmup - 1, warmup, (warmup + total) // 2, total - 1, total}):
             got = _call(answer, step, warmup, total)
             if not isinstance(got, (int, float)) or abs(got - want(step)) > 1e-9:
-                return False, f"lr_factor({step}, {warmup}, {total}) returned {got!r}, expected {want(step):.4f}"
+                hint = _hint(got, [
+                    (step / warmup, "the warm-up starts at 1 / warmup, not 0: use (step + 1) / warmup"),
+                    (1.0, "no warm-up: over the first warmup steps the factor climbs from 1 / warmup to 1"),
+                ] if step < warmup else [
+                    ((step + 1) / warmup, "the peak is 1.0 at step warmup: the warm-up covers steps 0 to warmup - 1"),
+                    (1.0, "after the warm-up the factor must fall linearly to 0 at step total"),
+                    (1 - step / total, "the decay starts at step warmup: 1 - (step - warmup) / (total - warmup)"),
+                    (1 - (step - warmup) / total, "divide by the decay's length, total - warmup, so that it reaches 0 at step total"),
+                ], lambda g, w: abs(g - w) < 1e-9)
+                return False, f"lr_factor({step}, {warmup}, {total}) returned {got!r}, expected {want(step):.4f}{hint}"
     return True, "right during warm-up, at the peak, in the decay and at the end"
 
 
@@ -465,16 +612,21 @@ def _check_no_decay(answer) -> tuple[bool, str]:
     for norm in ("pre", "post"):
         model = MaskedLM(EncoderConfig(vocab_size=50, max_len=8, d_model=16, n_layers=2, n_heads=2, d_ff=32, norm=norm))
         want = sorted(n for n, p in model.named_parameters() if p.dim() < 2)
-        got = _call(answer, model)
-        if list(got) != want:
+        got = _as_list(_call(answer, model))
+        if got != want:
+            shape = {n: p.dim() for n, p in model.named_parameters()}
             missing = sorted(set(want) - set(got))
             extra = sorted(set(got) - set(want))
             parts = []
             if missing:
-                parts.append(f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''}")
+                hint = " (LayerNorm weights are 1-D too)" if any(n.endswith("weight") for n in missing) else ""
+                parts.append(f"missing {missing[:4]}{' ...' if len(missing) > 4 else ''}{hint}")
             if extra:
-                parts.append(f"should not list {extra[:4]}{' ...' if len(extra) > 4 else ''}")
-            return False, f"norm={norm!r}: " + "; ".join(parts or ["the names must be sorted"])
+                hint = " (weight matrices and embeddings, 2-D, do get weight decay)" if any(shape.get(n, 0) >= 2 for n in extra) else ""
+                parts.append(f"should not list {extra[:4]}{' ...' if len(extra) > 4 else ''}{hint}")
+            if not parts:
+                parts.append("the right names, but the list must be sorted" if sorted(got) == want else "each name once")
+            return False, f"norm={norm!r}: " + "; ".join(parts)
     return True, "right for a pre-LN and a post-LN model"
 
 
@@ -485,11 +637,21 @@ def _check_no_decay(answer) -> tuple[bool, str]:
     "that the model's own FLOPs reach.",
 )
 def _check_mfu(answer) -> tuple[bool, str]:
+    import math
+
     cases = [((2e9, 150_000, 989e12), 2e9 * 150_000 / 989e12), ((1.2e7, 1e4, 6.5e13), 1.2e7 * 1e4 / 6.5e13)]
     for args, want in cases:
         got = _call(answer, *args)
         if not isinstance(got, (int, float)) or abs(got - want) > 1e-12:
-            return False, f"mfu{args} returned {got!r}, expected {want:.4f}"
+            _, tokens, peak = args
+            hint = _hint(got, [
+                (tokens / peak, "multiply tokens/s by flops_per_token: MFU compares FLOP/s with FLOP/s"),
+                (100 * want, "return a share (0.303), not a percent"),
+                (1 / want, "that is peak / achieved: MFU is achieved FLOP/s / peak FLOP/s"),
+                (3 * want, "flops_per_token already counts the training step (forward and backward): do not multiply it by 3"),
+                (6 * want, "flops_per_token already counts the training step: do not multiply it by 6"),
+            ], lambda g, w: math.isclose(g, w, rel_tol=1e-9))
+            return False, f"mfu{args} returned {got!r}, expected {want:.4f}{hint}"
     return True, "right (and 2 GFLOP/token at 150k tokens/s on an H100 is an MFU of 30.3%)"
 
 
@@ -505,7 +667,7 @@ def _check_mfu(answer) -> tuple[bool, str]:
 def _check_overlap(answer) -> tuple[bool, str]:
     from collections import Counter
 
-    from .corpus.stats import vocabulary_overlap
+    from .corpus.stats import top_words, vocabulary_overlap
 
     stop = frozenset({"the", "of", "a"})
     a = Counter({"the": 100, "of": 90, "tensor": 50, "gradient": 40, "list": 30, "dict": 20, "string": 10, "a": 5})
@@ -515,12 +677,13 @@ def _check_overlap(answer) -> tuple[bool, str]:
         want = vocabulary_overlap(ca, cb, k, stop_words=stop)
         got = _call(answer, ca, cb, k, stop)
         if not isinstance(got, (int, float)) or abs(got - want) > 1e-12:
-            with_stop = len({w for w, _ in ca.most_common(k)} & {w for w, _ in cb.most_common(k)}) / k
-            hint = ""
-            if abs(got - with_stop) < 1e-12:
-                hint = " – stop words ('the', 'of', 'a') must be left out before taking the top k"
-            elif isinstance(got, (int, float)) and k > 1 and (got > 1 or abs(got - want * k) < 1e-9):
-                hint = " – return a share: the number of common words divided by k"
+            top_a, top_b = set(top_words(ca, k, stop_words=stop)), set(top_words(cb, k, stop_words=stop))
+            hint = _hint(got, [
+                (len({w for w, _ in ca.most_common(k)} & {w for w, _ in cb.most_common(k)}) / k,
+                 "stop words ('the', 'of', 'a') must be left out before taking the top k"),
+                (want * k, "return a share: the number of common words divided by k"),
+                (len(top_a & top_b) / len(top_a | top_b), "divide by k, not by the size of the union (that is the Jaccard index)"),
+            ], lambda g, w: abs(g - w) < 1e-12)
             return False, f"{what}: overlap returned {got!r}, expected {want:.3f}{hint}"
     return True, "right: the top-k content words, stop words left out, shared share of k"
 
@@ -538,16 +701,16 @@ def _check_new_embedding(answer) -> tuple[bool, str]:
     for pieces in ([[1, 2]], [[0, 3, 5], [4, 4], [2, 1]]):
         want = torch.stack([emb[p].mean(0) for p in pieces])
         got = _call(answer, emb, pieces)
+        if not torch.equal(emb, torch.arange(12, dtype=torch.float32).reshape(6, 2) ** 1.5):
+            return False, "new_rows changed the embedding matrix it was given; old rows must stay as they are"
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
             return False, f"new_rows(emb, {pieces}) should be a tensor of shape {tuple(want.shape)}, got {getattr(got, 'shape', type(got).__name__)}"
         if not torch.allclose(got, want):
-            if torch.allclose(got, torch.stack([emb[p].sum(0) for p in pieces])):
-                return False, f"new_rows(emb, {pieces}) summed the pieces' rows; take their mean"
-            if torch.allclose(got, torch.stack([emb[p[0]] for p in pieces])):
-                return False, f"new_rows(emb, {pieces}) took the first piece only; average all pieces"
-            return False, f"new_rows(emb, {pieces}) returned {got.tolist()}, expected {want.tolist()}"
-    if not torch.equal(emb, torch.arange(12, dtype=torch.float32).reshape(6, 2) ** 1.5):
-        return False, "new_rows changed the embedding matrix it was given; old rows must stay as they are"
+            hint = _hint(got, [
+                (torch.stack([emb[p].sum(0) for p in pieces]), "you summed the pieces' rows; take their mean"),
+                (torch.stack([emb[p[0]] for p in pieces]), "you took the first piece only; average all pieces"),
+            ], torch.allclose)
+            return False, f"new_rows(emb, {pieces}) returned {got.tolist()}, expected {want.tolist()}{hint}"
     return True, "right: each new row is the mean of its pieces, and the old rows are untouched"
 
 
@@ -579,15 +742,16 @@ def _check_early_stop(answer) -> tuple[bool, str]:
     for losses, patience in cases:
         want = _reference_early_stop(losses, patience)
         got = _call(answer, losses, patience)
-        if (tuple(got) if isinstance(got, (tuple, list)) else got) != want:
-            hint = ""
-            got = tuple(got) if isinstance(got, (tuple, list)) else got
-            if got == _reference_early_stop(losses, patience, equal_improves=True):
-                hint = " – an equal loss is no improvement: only a lower loss resets the count"
-            elif isinstance(got, tuple) and len(got) == 2 and got[0] == losses[-1][0]:
-                hint = " – keep the weights of the best evaluation, not of the last"
-            elif isinstance(got, tuple) and len(got) == 2 and got[1] != want[1]:
-                hint = " – count the evaluations without improvement since the best one"
+        got = tuple(got) if isinstance(got, (tuple, list)) else got
+        if got != want:
+            hint = _hint(got, [
+                (_reference_early_stop(losses, patience, equal_improves=True), "an equal loss is no improvement: only a lower loss resets the count"),
+                (_reference_early_stop(losses, patience + 1),
+                 "that stops one evaluation too late: stop as soon as the count of evaluations without improvement reaches patience"),
+            ], lambda g, w: g == w)
+            if not hint and isinstance(got, tuple) and len(got) == 2:
+                hint = (" – keep the weights of the best evaluation, not of the last" if got[0] == losses[-1][0]
+                        else " – count the evaluations without improvement since the best one" if got[1] != want[1] else "")
             return False, f"early_stop({losses}, patience={patience}) returned {got!r}, expected {want}{hint}"
     return True, "right: the best step is kept, and training stops after `patience` evaluations without improvement"
 
@@ -604,7 +768,7 @@ def _check_early_stop(answer) -> tuple[bool, str]:
 def _check_macro_f1(answer) -> tuple[bool, str]:
     import random
 
-    from .finetuning import classification_metrics
+    from .finetuning import _f1, classification_metrics
 
     rng = random.Random(8)
     cases = [([0, 0, 0, 0, 1, 2], [0, 0, 0, 0, 0, 0], 3), ([0, 1, 2, 2, 1, 0], [0, 2, 2, 2, 1, 1], 3),
@@ -612,14 +776,19 @@ def _check_macro_f1(answer) -> tuple[bool, str]:
     cases += [([rng.randrange(4) for _ in range(40)], [rng.randrange(4) for _ in range(40)], 4) for _ in range(3)]
     for y_true, y_pred, c in cases:
         want = classification_metrics(y_true, y_pred, c)
-        got = _call(answer, y_true, y_pred, c)
+        got = _call(answer, y_true, y_pred, c, hints={ZeroDivisionError: (
+            "a class never predicted (or never true) has 0/0 precision (or recall): count its F1 as 2·tp / (2·tp + fp + fn), 0 when all are 0")})
         if not isinstance(got, (int, float)) or abs(got - want["macro_f1"]) > 1e-9:
-            hint = ""
-            present = sorted(set(y_true) | set(y_pred))
-            if isinstance(got, (int, float)) and abs(got - want["accuracy"]) < 1e-9:
-                hint = " – that is the accuracy (micro-F1); average the F1 of each class instead"
-            elif isinstance(got, (int, float)) and abs(got - want["macro_f1"] * c / len(present)) < 1e-9:
-                hint = f" – average over all {c} classes; a class never true and never predicted counts as F1 = 0"
+            pairs = list(zip(y_true, y_pred))
+            f1 = [_f1(sum(t == k and p == k for t, p in pairs), sum(t != k and p == k for t, p in pairs),
+                      sum(t == k and p != k for t, p in pairs)) for k in range(c)]
+            hint = _hint(got, [
+                (want["accuracy"], "that is the accuracy (micro-F1); average the F1 of each class instead"),
+                (want["macro_f1"] * c / len(set(y_true) | set(y_pred)),
+                 f"average over all {c} classes; a class never true and never predicted counts as F1 = 0"),
+                (sum(f * y_true.count(k) for k, f in enumerate(f1)) / len(y_true),
+                 "you weighted each class by its number of true examples (weighted F1); macro-F1 gives every class the same weight"),
+            ], lambda g, w: abs(g - w) < 1e-9)
             return False, f"macro_f1({y_true[:6]}..., {y_pred[:6]}..., {c}) returned {got!r}, expected {want['macro_f1']:.4f}{hint}"
     return True, "right, including a classifier that always answers the majority class"
 
@@ -637,13 +806,18 @@ def _check_first_piece(answer) -> tuple[bool, str]:
         ([None, 0, 1, 2, None], [1, 1, 0], [-100, 1, 1, 0, -100]),
     ]
     for word_ids, labels, want in cases:
-        got = _call(answer, word_ids, labels)
-        if list(got) != want:
-            hint = ""
-            every = [-100 if w is None else labels[w] for w in word_ids]
-            if list(got) == every:
-                hint = " – only the first piece of a word carries its label; the others get -100"
-            return False, f"piece_labels({word_ids}, {labels}) returned {list(got)}, expected {want}{hint}"
+        got = _as_list(_call(answer, word_ids, labels))
+        if got != want:
+            hint = _hint(got, [
+                ([-100 if w is None else labels[w] for w in word_ids], "only the first piece of a word carries its label; the others get -100"),
+                ([-100 if w is None or w == after else labels[w] for w, after in zip(word_ids, word_ids[1:] + [None])],
+                 "label the first piece of each word, not the last"),
+            ], lambda g, w: g == w)
+            if not hint and len(got) != len(want):
+                hint = f" – one label per piece: {len(word_ids)} of them, as many as word_ids"
+            elif not hint and any(w is None and g != -100 for w, g in zip(word_ids, got)):
+                hint = " – [CLS], [SEP] and padding (word id None) get -100"
+            return False, f"piece_labels({word_ids}, {labels}) returned {got}, expected {want}{hint}"
     return True, "right: a label per word, at its first piece"
 
 
@@ -665,10 +839,13 @@ def _check_span_f1(answer) -> tuple[bool, str]:
     ]
     for gold, pred in cases:
         want = tagging_metrics(gold, pred)
-        got = _call(answer, gold, pred)
+        got = _call(answer, gold, pred, hints={ZeroDivisionError: (
+            "with no predicted span, or no span right, precision, recall and F1 are 0: guard the divisions (0/0)")})
         if not isinstance(got, (int, float)) or abs(got - want["span_f1"]) > 1e-9:
-            hint = ""
-            if isinstance(got, (int, float)) and abs(got - want["token_f1"]) < 1e-9:
-                hint = " – that is the word-level F1; a span counts only if its first and last word both match"
+            hint = _hint(got, [
+                (want["token_f1"], "that is the word-level F1; a span counts only if its first and last word both match"),
+                (want["span_precision"], "that is the span precision; F1 = 2PR / (P + R) needs the recall too"),
+                (want["span_recall"], "that is the span recall; F1 = 2PR / (P + R) needs the precision too"),
+            ], lambda g, w: abs(g - w) < 1e-9)
             return False, f"span_f1({gold}, {pred}) returned {got!r}, expected {want['span_f1']:.4f}{hint}"
     return True, "right: a span one word too long or too short earns nothing"

@@ -22,6 +22,21 @@ def test_every_exercise_is_registered():
     assert all(e.prompt for e in exercises())
 
 
+def rejected(exercise_id, answer, says, **context):
+    """``answer`` fails ``exercise_id`` with a message that names the mistake: it contains ``says``."""
+    result = mlm.check(exercise_id, answer, **context)
+    assert not result and says in result.message, result.message
+
+
+def test_a_stub_is_not_written_yet():
+    def stub(*args):
+        raise NotImplementedError
+
+    for exercise_id in ("01-roles", "03-loss", "08-span-f1"):
+        result = mlm.check(exercise_id, stub)
+        assert not result and result.message == "not written yet: replace `raise NotImplementedError` with your code"
+
+
 def strip_roles(text):
     def content(m):
         body = m.group(2)
@@ -35,8 +50,13 @@ def strip_roles(text):
 
 def test_roles():
     assert mlm.check("01-roles", strip_roles)
-    naive = mlm.check("01-roles", lambda t: re.sub(r":(\w+):`([^`]+)`", r"\2", t))
-    assert not naive and "expected 'Linear'" in naive.message
+    rejected("01-roles", lambda t: re.sub(r":(\w+):`([^`]+)`", r"\2", t), "expected 'Linear' – a ~-prefixed target shows only its last part")
+    rejected("01-roles", lambda t: re.sub(r":\w+:", "", t), "the backticks go too")
+
+    def titles_kept(text):
+        return re.sub(r":\w+:`(~?)([^`]+)`", lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
+
+    rejected("01-roles", titles_kept, "keep only the title, without the <target>")
     crashing = mlm.check("01-roles", lambda t: t.no_such_method())
     assert not crashing and "raised AttributeError" in crashing.message
     assert repr(crashing).startswith("✘ 01-roles:")
@@ -44,29 +64,41 @@ def test_roles():
 
 
 def test_leaks():
+    from itertools import combinations
+
+    def texts(corpus):
+        return [[" ".join(d.text.split()).lower() for d in s] for s in (corpus.train, corpus.valid, corpus.test)]
+
     def leaks(corpus):
-        sets = [{" ".join(d.text.split()).lower() for d in s} for s in (corpus.train, corpus.valid, corpus.test)]
-        return sum(n > 1 for n in Counter(t for s in sets for t in s).values())
+        return sum(n > 1 for n in Counter(t for s in texts(corpus) for t in set(s)).values())
 
     assert mlm.check("01-leaks", leaks)
-    exact_only = mlm.check("01-leaks", lambda c: len({d.text for d in c.train} & ({d.text for d in c.valid} | {d.text for d in c.test})))
-    assert not exact_only and "case" in exact_only.message
+    rejected("01-leaks", lambda c: len({d.text for d in c.train} & ({d.text for d in c.valid} | {d.text for d in c.test})),
+             "equal after lowercasing and collapsing spaces")
+    rejected("01-leaks", lambda c: sum(len(set(a) & set(b)) for a, b in combinations(texts(c), 2)), "each text counts once")
+    rejected("01-leaks", lambda c: sum(n > 1 for n in Counter(t for s in texts(c) for t in s).values()), "a duplicate inside one split is not a leak")
 
 
 def test_fragmentation(general_tok):
-    def right(tok, words):
-        n = [len(tok.tokenize(w)) for w in words]
-        return sum(n) / len(n), sum(k > 1 for k in n) / len(n)
+    def right(tok, words, pieces=lambda tok, w: tok.tokenize(w), split=lambda n: n > 1):
+        n = [len(pieces(tok, w)) for w in words]
+        return sum(n) / len(n), sum(split(k) for k in n) / len(n)
 
     assert mlm.check("01-fragmentation", right, tokenizer=general_tok)
-    assert not mlm.check("01-fragmentation", lambda tok, words: (1.0, 0.0), tokenizer=general_tok)
-    assert "return a pair" in mlm.check("01-fragmentation", lambda tok, words: 1.0, tokenizer=general_tok).message
+    rejected("01-fragmentation", lambda tok, words: right(tok, words, pieces=lambda tok, w: tok.encode(w)), "you counted [CLS] and [SEP]",
+             tokenizer=general_tok)
+    rejected("01-fragmentation", lambda tok, words: right(tok, words, split=lambda n: n >= 1), "(n > 1), not n >= 1", tokenizer=general_tok)
+    rejected("01-fragmentation", lambda tok, words: right(tok, words)[::-1], "the wrong way round", tokenizer=general_tok)
+    rejected("01-fragmentation", lambda tok, words: (1.0, 0.0), "you counted words, not pieces", tokenizer=general_tok)
+    rejected("01-fragmentation", lambda tok, words: 1.0, "return a pair", tokenizer=general_tok)
 
 
 def test_closer(general_tok, corpora):
-    results = {a: bool(mlm.check("01-closer", a, tokenizer=general_tok, corpora=corpora)) for a in ("python-docs", "pytorch-docs")}
-    assert sorted(results.values()) == [False, True]
-    assert "answer 'python-docs' or 'pytorch-docs'" in mlm.check("01-closer", "numpy", tokenizer=general_tok, corpora=corpora).message
+    results = {a: mlm.check("01-closer", a, tokenizer=general_tok, corpora=corpora) for a in ("python-docs", "pytorch-docs")}
+    assert sorted(map(bool, results.values())) == [False, True]
+    wrong = next(r for r in results.values() if not r)
+    assert "is closer to" in wrong.message and "than to" in wrong.message
+    rejected("01-closer", "pytorch", "answer 'python-docs' or 'pytorch-docs', got 'pytorch'", tokenizer=general_tok, corpora=corpora)
 
 
 def test_unknown_exercise():
@@ -75,41 +107,79 @@ def test_unknown_exercise():
 
 
 def test_chapter_two_checkers():
+    import math
+
     import torch
 
     from mlm_lessons.widgets import rebalance
 
     assert mlm.check("02-select", mlm.num_to_select)
-    no_floor = mlm.check("02-select", lambda n, r: round(r * n))
-    assert not no_floor and "at least one position" in no_floor.message
+    assert mlm.check("02-select", lambda n, r: 0 if n == 0 else max(1, round(r * n)))  # the notebook's solution
+    rejected("02-select", lambda n, r: round(r * n), "at least one position is always selected")
+    rejected("02-select", lambda n, r: max(1, round(r * n)), "no eligible position gets 0")
+    rejected("02-select", lambda n, r: 0 if n == 0 else max(1, int(r * n)), "int() drops the fraction")
+    rejected("02-select", lambda n, r: 0 if n == 0 else max(1, math.ceil(r * n)), "math.ceil() rounds up")
+    rejected("02-select", lambda n, r: 0 if n == 0 else max(1, math.floor(r * n + 0.5)), "sends a half to the even neighbour")
+
     assert mlm.check("02-labels", lambda ids, sel: torch.where(sel, ids, torch.full_like(ids, -100)))
 
     def in_place(ids, sel):
         ids[~sel] = -100
         return ids
 
-    assert "modified input_ids" in mlm.check("02-labels", in_place).message
+    rejected("02-labels", in_place, "modified input_ids")
+    rejected("02-labels", lambda ids, sel: torch.where(sel, torch.full_like(ids, -100), ids), "swapped")
+    rejected("02-labels", lambda ids, sel: torch.where(sel, ids, 0), "get -100 (the loss skips them), not 0")
+
+    def rounds_both(shares, changed, value):
+        a, b = (k for k in shares if k != changed)
+        total = shares[a] + shares[b]
+        return {changed: value, a: round((100 - value) * shares[a] / total), b: round((100 - value) * shares[b] / total)}
+
+    def no_zero_case(shares, changed, value):
+        a, b = (k for k in shares if k != changed)
+        new_a = round((100 - value) * shares[a] / (shares[a] + shares[b]))
+        return {changed: value, a: new_a, b: 100 - value - new_a}
+
     assert mlm.check("02-rebalance", rebalance)
-    lopsided = mlm.check("02-rebalance", lambda s, c, v: {**{k: 0 for k in s}, c: v, [k for k in s if k != c][0]: 100 - v})
-    assert not lopsided and "proportion" in lopsided.message
+    rejected("02-rebalance", lambda s, c, v: {**{k: 0 for k in s}, c: v, [k for k in s if k != c][0]: 100 - v}, "keep their proportion")
+    rejected("02-rebalance", rounds_both, "sum to 101, not 100 – rounding both shares on their own")
+    rejected("02-rebalance", no_zero_case, "when random and keep are both 0, split the rest equally")
+    rejected("02-rebalance", lambda s, c, v: {**s, c: v}, "must change so that the three sum to 100")
 
 
 def test_chapter_three_checkers():
+    import math
+
     import torch
     import torch.nn.functional as F
 
     from mlm_lessons.objective import masked_accuracy, masked_lm_loss, unigram_baseline
 
-    assert mlm.check("03-loss", masked_lm_loss)
-    plain = mlm.check("03-loss", lambda z, y: F.cross_entropy(z.reshape(-1, z.shape[-1]), y.reshape(-1)))
-    assert not plain and "nan" in plain.message
-    everywhere = mlm.check("03-loss", lambda z, y: F.cross_entropy(z.reshape(-1, z.shape[-1]), y.clamp(min=0).reshape(-1)))
-    assert not everywhere and "expected" in everywhere.message
+    def my_masked_loss(logits, labels):  # the notebook's solution
+        selected = labels != -100
+        safe = torch.where(selected, labels, torch.zeros_like(labels))
+        nll = -F.log_softmax(logits, -1).gather(-1, safe[..., None]).squeeze(-1)
+        return (nll * selected).sum() / selected.sum().clamp(min=1)
+
+    assert mlm.check("03-loss", masked_lm_loss) and mlm.check("03-loss", my_masked_loss)
+    rejected("03-loss", lambda z, y: F.cross_entropy(z.reshape(-1, z.shape[-1]), y.reshape(-1)), "gave nan")
+    rejected("03-loss", lambda z, y: F.cross_entropy(z.reshape(-1, z.shape[-1]), y.clamp(min=0).reshape(-1)),
+             "looks like you averaged over all positions, including those labelled -100")
+    rejected("03-loss", lambda z, y: masked_lm_loss(z, y, reduction="sum"), "that is the sum")
+    rejected("03-loss", lambda z, y: masked_lm_loss(z, y, reduction="sequence"), "averaged within each sequence first")
+    rejected("03-loss", lambda z, y: -my_masked_loss(z, y), "the sign is flipped")
+    rejected("03-loss", lambda z, y: F.cross_entropy(z.transpose(1, 2), y, reduction="none"), "return one number, got a tensor of shape")
+
     assert mlm.check("03-accuracy", masked_accuracy)
-    assert not mlm.check("03-accuracy", lambda z, y: (z.argmax(-1) == y).float().mean())
+    rejected("03-accuracy", lambda z, y: (z.argmax(-1) == y).float().mean(), "counted all positions, including those labelled -100")
+    rejected("03-accuracy", lambda z, y: (z.argmax(-1) == y).sum(), "that is the number of right predictions")
+    rejected("03-accuracy", lambda z, y: 1 - masked_accuracy(z, y), "that is the error rate")
+
     assert mlm.check("03-unigram", unigram_baseline)
-    assert "nan" in mlm.check("03-unigram", lambda c: -((c / c.sum()) * (c / c.sum()).log()).sum()).message
-    assert not mlm.check("03-unigram", lambda c: torch.tensor(1.0))
+    rejected("03-unigram", lambda c: -((c / c.sum()) * (c / c.sum()).log()).sum(), "gave nan: leave out the zero counts")
+    rejected("03-unigram", lambda c: unigram_baseline(c) / math.log(2), "in bits (log2)")
+    rejected("03-unigram", lambda c: -unigram_baseline(c), "the sign is flipped")
 
 
 def test_chapter_four_checkers():
@@ -120,28 +190,62 @@ def test_chapter_four_checkers():
 
     from mlm_lessons.model import MaskedLM
 
+    def scores(q, k):
+        return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+
     assert mlm.check("04-attention", lambda q, k, v, keep: F.scaled_dot_product_attention(q, k, v, attn_mask=keep))
-    unmasked = mlm.check("04-attention", lambda q, k, v, keep: F.scaled_dot_product_attention(q, k, v))
-    assert not unmasked and "did you apply the mask" in unmasked.message
-    unscaled = mlm.check("04-attention", lambda q, k, v, keep: (q @ k.transpose(-2, -1)).masked_fill(~keep, -math.inf).softmax(-1) @ v)
-    assert not unscaled and "sqrt(d_h)" in unscaled.message
-    assert mlm.check("04-params", lambda c: MaskedLM(c).num_parameters())
-    untied = mlm.check("04-params", lambda c: MaskedLM(c).num_parameters() + c.vocab_size * c.d_model)
-    assert not untied and "MaskedLM has" in untied.message
+    assert mlm.check("04-attention", lambda q, k, v, keep: scores(q, k).masked_fill(~keep, -math.inf).softmax(-1) @ v)
+    rejected("04-attention", lambda q, k, v, keep: F.scaled_dot_product_attention(q, k, v), "did you apply the mask")
+    rejected("04-attention", lambda q, k, v, keep: (q @ k.transpose(-2, -1)).masked_fill(~keep, -math.inf).softmax(-1) @ v, "sqrt(d_h)")
+    rejected("04-attention", lambda q, k, v, keep: scores(q, k).masked_fill(~keep, 0.0).softmax(-1) @ v, "fill with -inf")
+    rejected("04-attention", lambda q, k, v, keep: scores(q, k).softmax(-1) * keep @ v, "you zeroed the weights after the softmax")
+    rejected("04-attention", lambda q, k, v, keep: scores(q, k).masked_fill(~keep, -1e9).softmax(-2) @ v, "the softmax over the keys")
+
+    def count_parameters(c, position=True, norms=True, tied=True):  # the notebook's solution, with switches for mistakes
+        d, f = c.d_model, c.d_ff
+        embeddings = c.vocab_size * d + position * c.max_len * d
+        block = (3 * d * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d) + norms * 2 * (2 * d)
+        head = (d * d + d) + norms * 2 * d + c.vocab_size + (not tied) * c.vocab_size * d
+        return embeddings + c.n_layers * block + norms * 2 * d + head
+
+    assert mlm.check("04-params", lambda c: MaskedLM(c).num_parameters()) and mlm.check("04-params", count_parameters)
+    rejected("04-params", lambda c: count_parameters(c, tied=False), "MaskedLM has 1,453,760 – the output layer reuses (ties) the token embedding")
+    rejected("04-params", lambda c: count_parameters(c, position=False), "you left out the position embeddings")
+    rejected("04-params", lambda c: count_parameters(c, norms=False), "you left out the LayerNorms")
+
     assert mlm.check("04-causal", lambda t: torch.ones(t, t, dtype=torch.bool).tril())
-    assert "transpose" in mlm.check("04-causal", lambda t: torch.ones(t, t, dtype=torch.bool).triu()).message
+    rejected("04-causal", lambda t: torch.ones(t, t, dtype=torch.bool).triu(), "that is the transpose")
+    rejected("04-causal", lambda t: torch.ones(t, t, dtype=torch.bool).tril(-1), "a query may attend to its own position")
+    rejected("04-causal", lambda t: torch.ones(t, t, dtype=torch.bool), "must hide the future")
 
 
 def test_chapter_five_checkers():
     from mlm_lessons.training import TrainConfig, _lr_lambda
 
+    def decay(s, w, t):
+        return max(0.0, 1 - (s - w) / (t - w))
+
     assert mlm.check("05-schedule", lambda s, w, t: _lr_lambda(TrainConfig(max_steps=t, warmup_steps=w))(s))
-    assert not mlm.check("05-schedule", lambda s, w, t: min(1.0, (s + 1) / w))
+    assert mlm.check("05-schedule", lambda s, w, t: (s + 1) / w if s < w else decay(s, w, t))  # the notebook's solution
+    rejected("05-schedule", lambda s, w, t: min(1.0, (s + 1) / w), "returned 1.0, expected 0.5000 – after the warm-up the factor must fall linearly")
+    rejected("05-schedule", lambda s, w, t: s / w if s < w else decay(s, w, t), "the warm-up starts at 1 / warmup, not 0")
+    rejected("05-schedule", lambda s, w, t: (s + 1) / w if s <= w else decay(s, w, t), "the peak is 1.0 at step warmup")
+    rejected("05-schedule", lambda s, w, t: (s + 1) / w if s < w else 1 - s / t, "the decay starts at step warmup")
+    rejected("05-schedule", lambda s, w, t: (s + 1) / w if s < w else 1 - (s - w) / t, "divide by the decay's length, total - warmup")
+
     assert mlm.check("05-no-decay", lambda m: sorted(n for n, p in m.named_parameters() if p.dim() < 2))
-    biases_only = mlm.check("05-no-decay", lambda m: sorted(n for n, p in m.named_parameters() if n.endswith("bias")))
-    assert not biases_only and "missing" in biases_only.message and "ln1.weight" in biases_only.message
+    rejected("05-no-decay", lambda m: sorted(n for n, p in m.named_parameters() if n.endswith("bias")),
+             "missing ['encoder.blocks.0.ln1.weight', 'encoder.blocks.0.ln2.weight', 'encoder.blocks.1.ln1.weight', 'encoder.blocks.1.ln2.weight'] ... (LayerNorm weights are 1-D too)")
+    rejected("05-no-decay", lambda m: sorted(n for n, p in m.named_parameters() if p.dim() < 2 or "emb" in n),
+             "should not list ['encoder.pos_emb.weight', 'encoder.tok_emb.weight'] (weight matrices and embeddings, 2-D, do get")
+    rejected("05-no-decay", lambda m: [n for n, p in m.named_parameters() if p.dim() < 2], "the right names, but the list must be sorted")
+    rejected("05-no-decay", lambda m: None, "return a list, got None")
+
     assert mlm.check("05-mfu", lambda f, t, p: f * t / p)
-    assert not mlm.check("05-mfu", lambda f, t, p: t / p)
+    rejected("05-mfu", lambda f, t, p: t / p, "multiply tokens/s by flops_per_token")
+    rejected("05-mfu", lambda f, t, p: 100 * f * t / p, "not a percent")
+    rejected("05-mfu", lambda f, t, p: p / (f * t), "MFU is achieved FLOP/s / peak FLOP/s")
+    rejected("05-mfu", lambda f, t, p: 3 * f * t / p, "do not multiply it by 3")
 
 
 # -- chapters 7 and 8 ----------------------------------------------------------------------
@@ -153,52 +257,76 @@ def test_overlap():
     def right(a, b, k, stop):
         return len(set(top_words(a, k, stop_words=stop)) & set(top_words(b, k, stop_words=stop))) / k
 
+    def jaccard(a, b, k, stop):
+        top_a, top_b = set(top_words(a, k, stop_words=stop)), set(top_words(b, k, stop_words=stop))
+        return len(top_a & top_b) / len(top_a | top_b)
+
     assert mlm.check("07-overlap", right)
-    with_stop_words = mlm.check("07-overlap", lambda a, b, k, stop: len({w for w, _ in a.most_common(k)} & {w for w, _ in b.most_common(k)}) / k)
-    assert not with_stop_words and "stop words" in with_stop_words.message
-    a_count = mlm.check("07-overlap", lambda a, b, k, stop: len(set(top_words(a, k, stop_words=stop)) & set(top_words(b, k, stop_words=stop))))
-    assert not a_count and "share" in a_count.message
+    rejected("07-overlap", lambda a, b, k, stop: len({w for w, _ in a.most_common(k)} & {w for w, _ in b.most_common(k)}) / k,
+             "stop words ('the', 'of', 'a') must be left out")
+    rejected("07-overlap", lambda a, b, k, stop: right(a, b, k, stop) * k, "return a share")
+    rejected("07-overlap", jaccard, "not by the size of the union")
 
 
 def test_new_embedding():
     import torch
 
     assert mlm.check("07-new-embedding", lambda emb, pieces: torch.stack([emb[p].mean(0) for p in pieces]))
-    summed = mlm.check("07-new-embedding", lambda emb, pieces: torch.stack([emb[p].sum(0) for p in pieces]))
-    assert not summed and "mean" in summed.message
-    first = mlm.check("07-new-embedding", lambda emb, pieces: torch.stack([emb[p[0]] for p in pieces]))
-    assert not first and "first piece" in first.message
+    rejected("07-new-embedding", lambda emb, pieces: torch.stack([emb[p].sum(0) for p in pieces]), "you summed the pieces' rows; take their mean")
+    rejected("07-new-embedding", lambda emb, pieces: torch.stack([emb[p[0]] for p in pieces]), "you took the first piece only")
 
     def in_place(emb, pieces):
         emb.mul_(1.0001)
         return torch.stack([emb[p].mean(0) for p in pieces])
 
-    changed = mlm.check("07-new-embedding", in_place)
-    assert not changed
+    rejected("07-new-embedding", in_place, "changed the embedding matrix it was given")
 
 
 def test_early_stop():
     from mlm_lessons.exercises import _reference_early_stop
 
+    def never_reset(losses, patience):  # counts every evaluation without improvement, not those since the best
+        best, best_step, bad = float("inf"), None, 0
+        for step, loss in losses:
+            if loss < best:
+                best, best_step = loss, step
+            else:
+                bad += 1
+                if bad >= patience:
+                    return best_step, step
+        return best_step, None
+
     assert mlm.check("07-early-stop", _reference_early_stop)
-    last = mlm.check("07-early-stop", lambda losses, patience: (losses[-1][0], None))
-    assert not last and "best evaluation, not of the last" in last.message
-    ties = mlm.check("07-early-stop", lambda losses, patience: _reference_early_stop(losses, patience, equal_improves=True))
-    assert not ties and "equal loss is no improvement" in ties.message
+    rejected("07-early-stop", lambda losses, patience: (losses[-1][0], None), "keep the weights of the best evaluation, not of the last")
+    rejected("07-early-stop", lambda losses, patience: _reference_early_stop(losses, patience, equal_improves=True),
+             "an equal loss is no improvement")
+    rejected("07-early-stop", lambda losses, patience: _reference_early_stop(losses, patience + 1), "stops one evaluation too late")
+    rejected("07-early-stop", never_reset, "returned (300, 400), expected (300, None) – count the evaluations without improvement since the best")
 
 
 def test_macro_f1():
     from mlm_lessons.finetuning import classification_metrics
 
+    def f1_per_class(y_true, y_pred, num_labels, guarded=True):  # the notebook's solution, before the mean
+        scores = []
+        for c in range(num_labels):
+            tp = sum(t == c and p == c for t, p in zip(y_true, y_pred))
+            predicted, true = sum(p == c for p in y_pred), sum(t == c for t in y_true)
+            if guarded:
+                scores.append(2 * tp / (predicted + true) if predicted + true else 0.0)
+            else:  # precision and recall first: 0/0 for a class never predicted
+                precision, recall = tp / predicted, tp / true
+                scores.append(2 * precision * recall / (precision + recall))
+        return scores
+
     assert mlm.check("08-macro-f1", lambda t, p, c: classification_metrics(t, p, c)["macro_f1"])
-    accuracy = mlm.check("08-macro-f1", lambda t, p, c: classification_metrics(t, p, c)["accuracy"])
-    assert not accuracy and "accuracy" in accuracy.message
-
-    def present_classes_only(t, p, c):  # averages over the classes that occur, not over all c
-        classes = sorted(set(t) | set(p))
-        return classification_metrics(t, p, c)["macro_f1"] * c / len(classes)
-
-    assert not mlm.check("08-macro-f1", present_classes_only)
+    assert mlm.check("08-macro-f1", lambda t, p, c: sum(f1_per_class(t, p, c)) / c)
+    rejected("08-macro-f1", lambda t, p, c: classification_metrics(t, p, c)["accuracy"], "that is the accuracy (micro-F1)")
+    rejected("08-macro-f1", lambda t, p, c: sum(f1_per_class(t, p, c)) / len(set(t) | set(p)),
+             "average over all 3 classes; a class never true and never predicted counts as F1 = 0")
+    rejected("08-macro-f1", lambda t, p, c: sum(f * t.count(k) for k, f in enumerate(f1_per_class(t, p, c))) / len(t),
+             "macro-F1 gives every class the same weight")
+    rejected("08-macro-f1", lambda t, p, c: sum(f1_per_class(t, p, c, guarded=False)) / c, "a class never predicted (or never true) has 0/0")
 
 
 def test_first_piece():
@@ -210,15 +338,26 @@ def test_first_piece():
         return out
 
     assert mlm.check("08-first-piece", right)
-    every_piece = mlm.check("08-first-piece", lambda word_ids, labels: [-100 if w is None else labels[w] for w in word_ids])
-    assert not every_piece and "first piece" in every_piece.message
-    assert not mlm.check("08-first-piece", lambda word_ids, labels: [0 if w is None else labels[w] for w in word_ids])
+    rejected("08-first-piece", lambda word_ids, labels: [-100 if w is None else labels[w] for w in word_ids],
+             "only the first piece of a word carries its label")
+    rejected("08-first-piece", lambda word_ids, labels: [0 if w is None else x for w, x in zip(word_ids, right(word_ids, labels))],
+             "[CLS], [SEP] and padding (word id None) get -100")
+    rejected("08-first-piece", lambda word_ids, labels: right(word_ids[::-1], labels)[::-1], "the first piece of each word, not the last")
+    rejected("08-first-piece", lambda word_ids, labels: labels, "one label per piece: 6 of them")
 
 
 def test_span_f1():
-    from mlm_lessons.finetuning import tagging_metrics
+    from mlm_lessons.finetuning import spans_of, tagging_metrics
+
+    def unguarded(gold, pred):  # precision and recall first, without a guard against 0/0
+        tp = n_pred = n_gold = 0
+        for g, p in zip(gold, pred):
+            gs, ps = spans_of(g), spans_of(p)
+            tp, n_pred, n_gold = tp + len(gs & ps), n_pred + len(ps), n_gold + len(gs)
+        precision, recall = tp / n_pred, tp / n_gold
+        return 2 * precision * recall / (precision + recall)
 
     assert mlm.check("08-span-f1", lambda g, p: tagging_metrics(g, p)["span_f1"])
-    token_level = mlm.check("08-span-f1", lambda g, p: tagging_metrics(g, p)["token_f1"])
-    assert not token_level and "word-level" in token_level.message
-    assert not mlm.check("08-span-f1", lambda g, p: tagging_metrics(g, p)["span_precision"])
+    rejected("08-span-f1", lambda g, p: tagging_metrics(g, p)["token_f1"], "that is the word-level F1")
+    rejected("08-span-f1", lambda g, p: tagging_metrics(g, p)["span_precision"], "that is the span precision")
+    rejected("08-span-f1", unguarded, "guard the divisions (0/0)")
