@@ -3,7 +3,8 @@
 The modules follow the book, each importing only those before it:
 ``corpus`` (ch. 1) -> ``tokenizer`` (ch. 1) -> ``masking`` (ch. 2) -> ``objective`` (ch. 3) ->
 ``model`` (ch. 4) -> ``training`` (ch. 5) -> ``adaptation`` (ch. 7) -> ``tasks`` -> ``finetuning`` (ch. 8);
-``display``, ``plots``, ``widgets``, ``exercises``, ``hf`` and the command line sit on top.
+``display``, ``plots``, ``widgets``, ``exercises``, ``coursework``, ``hf`` and the command line sit on
+top.
 
 The public names below are imported on first use, so that ``import mlm_lessons`` stays light: the
 corpus harvest in particular must run in an interpreter where PyTorch has not been imported
@@ -25,6 +26,7 @@ _EXPORTS = {
     "objective": ["masked_accuracy", "masked_lm_loss", "perplexity", "token_counts", "uniform_baseline",
                   "unigram_baseline"],
     "exercises": ["check"],
+    "coursework": ["student_edition"],
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 

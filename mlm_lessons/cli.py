@@ -3,7 +3,8 @@
 Commands follow the book: ``corpus`` (build, inspect, export a corpus), ``tokenizer`` (train one),
 ``fragmentation`` (how a tokenizer cuts a corpus's words), ``pretrain`` (MLM pretraining into a run
 directory), ``fill-mask`` (ask a trained model to fill in ``[MASK]``), ``dapt`` (continue
-pretraining on a domain) and ``finetune`` (train a classification or token-labeling head).
+pretraining on a domain) and ``finetune`` (train a classification or token-labeling head); for
+instructors, ``coursework student-edition`` (the notebooks with solutions replaced by stubs).
 """
 
 from __future__ import annotations
@@ -187,6 +188,29 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+BOOK_DIR = Path(__file__).resolve().parents[1] / "book"  # the book next to the package, in a checkout
+
+
+def cmd_student_edition(args) -> int:
+    from .coursework import student_edition
+
+    if args.book is None:
+        book = BOOK_DIR
+        if not book.is_dir():
+            raise ValueError(f"no book/ directory next to the package ({book}): the package is not run from a "
+                             f"checkout of the book's repository; say where the notebooks are with --book DIR")
+    else:
+        book = Path(args.book)
+        if not book.is_dir():
+            raise ValueError(f"--book: {str(book)!r} is not a directory")
+    written = student_edition(book, args.out_dir)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"student edition: {len(written)} notebooks from {book} written to {args.out_dir} "
+          f"(solutions replaced by stubs, outputs cleared)")
+    return 0
+
+
 class FinetuneDefaults:
     """FinetuneConfig's defaults, without importing torch to build the parser."""
 
@@ -285,6 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("coursework", help="for instructors: what to hand out to students")
+    coursework = p.add_subparsers(dest="coursework_command", required=True)
+    p = coursework.add_parser(
+        "student-edition", help="copies of the notebooks with solutions replaced by stubs, outputs cleared",
+        description="Write every notebook of the book to OUT_DIR with each exercise's solution replaced by a "
+                    "stub that raises NotImplementedError (signatures, docstrings and the check call kept), "
+                    "the placeholder attempts and hidden solution asserts dropped, and all outputs cleared.",
+    )
+    p.add_argument("out_dir", metavar="OUT_DIR", help="where to write the student notebooks (not the book directory)")
+    p.add_argument("--book", metavar="DIR", default=None,
+                   help="the directory of the book's notebooks (default: book/ of this repository checkout)")
+    p.set_defaults(func=cmd_student_edition)
     return parser
 
 

@@ -106,6 +106,24 @@ def test_chapter_structure(nb_path):
     assert checked, "some outputs are checked by nbval"
 
 
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercise_cells_are_tagged(nb_path):
+    """Every exercise has one ``attempt`` cell and one ``solution`` cell (hidden), which
+    ``python -m mlm_lessons coursework student-edition`` relies on."""
+    check_id = re.compile(r'mlm\.check\(\s*"([^"]+)"')
+    cells = _code_cells(_load(nb_path))
+    exercises = {e for c in cells for e in check_id.findall("".join(c["source"]))}
+    assert exercises
+    for role in ("solution", "attempt"):
+        tagged = [c for c in cells if role in c.get("metadata", {}).get("tags", [])]
+        for exercise in sorted(exercises):
+            having = [c for c in tagged if exercise in check_id.findall("".join(c["source"]))]
+            assert len(having) == 1, f"exercise {exercise}: {len(having)} cells tagged {role!r}, expected 1"
+        assert all(check_id.search("".join(c["source"])) for c in tagged), f"a {role} cell without mlm.check"
+        if role == "solution":
+            assert all("hide-cell" in c["metadata"]["tags"] for c in tagged), "solutions are hidden"
+
+
 def test_readme_commands_and_colab_links():
     readme = (ROOT / "README.md").read_text()
     assert "pip install -r requirements.txt && jupyter-book build ." in readme
