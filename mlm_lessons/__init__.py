@@ -2,7 +2,9 @@
 
 The modules follow the book, each importing only those before it:
 ``corpus`` (ch. 1) -> ``tokenizer`` (ch. 1) -> ``masking`` (ch. 2) -> ``objective`` (ch. 3) ->
-``model`` (ch. 4) -> ``training`` (ch. 5) -> ``adaptation`` (ch. 7) -> ``tasks`` -> ``finetuning`` (ch. 8);
+``model`` (ch. 4) -> ``training`` (ch. 5) -> ``adaptation`` (ch. 7) -> ``tasks`` -> ``finetuning`` (ch. 8)
+-> ``ablations`` (ch. 6, which judges pretraining by fine-tuning); ``generation`` and ``scoring`` (ch. 9)
+build on ``model``;
 ``display``, ``plots``, ``widgets``, ``exercises``, ``coursework``, ``hf`` and the command line sit on
 top.
 

@@ -849,3 +849,233 @@ def _check_span_f1(answer) -> tuple[bool, str]:
             ], lambda g, w: abs(g - w) < 1e-9)
             return False, f"span_f1({gold}, {pred}) returned {got!r}, expected {want['span_f1']:.4f}{hint}"
     return True, "right: a span one word too long or too short earns nothing"
+
+
+# -- chapter 6 ------------------------------------------------------------------------------
+
+
+@register(
+    "06-corrupt",
+    6,
+    "Write corrupt(input_ids, selected, p_mask, p_random, mask_id, vocab_size, generator): a new "
+    "tensor where each selected position becomes mask_id with probability p_mask, a random "
+    "non-special id (ids 0-4 are special) with probability p_random, and stays as it is otherwise; "
+    "unselected positions and input_ids untouched.",
+)
+def _check_corrupt(answer) -> tuple[bool, str]:
+    import torch
+
+    mask_id, vocab = 4, 1000
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, vocab, (200, 60), generator=g)
+    ids[:, 0], ids[:, -1] = 2, 3  # [CLS] ... [SEP]
+    selected = torch.rand(ids.shape, generator=g) < 0.5
+    selected[:, 0] = selected[:, -1] = False
+    for p_mask, p_random in ((0.8, 0.1), (1.0, 0.0), (0.8, 0.0), (0.0, 0.2), (0.0, 1.0)):
+        p_keep = 1 - p_mask - p_random
+        before = ids.clone()
+        got = _call(answer, ids, selected, p_mask, p_random, mask_id, vocab, torch.Generator().manual_seed(1))
+        where = f"corrupt(..., p_mask={p_mask}, p_random={p_random})"
+        if not torch.equal(ids, before):
+            return False, f"{where} modified input_ids; corrupt a copy (input_ids.clone())"
+        if not isinstance(got, torch.Tensor) or got.shape != ids.shape:
+            return False, f"{where} should return a tensor of shape {tuple(ids.shape)}, got {got!r:.80}"
+        changed_outside = int(((got != ids) & ~selected).sum())
+        if changed_outside:
+            return False, (f"{where} changed {changed_outside} positions that were not selected "
+                           f"(the [CLS]/[SEP] or the context): only selected positions are corrupted")
+        fate_mask = (got == mask_id) & selected
+        fate_keep = (got == ids) & selected
+        fate_random = selected & ~fate_mask & ~fate_keep
+        if (got[fate_random] < 5).any():
+            return False, f"{where} drew a special id ({sorted(set(got[fate_random][got[fate_random] < 5].tolist()))}) as a random token; draw from 5 … vocab_size - 1"
+        n = int(selected.sum())
+        shares = {"[MASK]": int(fate_mask.sum()) / n, "random": int(fate_random.sum()) / n, "unchanged": int(fate_keep.sum()) / n}
+        want = {"[MASK]": p_mask, "random": p_random, "unchanged": p_keep}
+        off = {k: (shares[k], want[k]) for k in want if abs(shares[k] - want[k]) > 0.03}
+        if off:
+            seen = ", ".join(f"{k} {shares[k]:.0%}" for k in shares)
+            hint = ""
+            if p_keep > 0 and shares["unchanged"] < 0.03 and shares["random"] > p_random + 0.03:
+                hint = " – every position that is not [MASK] got a random token: the keep share (1 - p_mask - p_random) stays as it is"
+            elif p_random > 0 and shares["random"] < 0.03:
+                hint = " – no random token at all: draw one with probability p_random"
+            elif abs(shares["[MASK]"] - p_mask * p_mask) < 0.03 or abs(shares["random"] - (1 - p_mask) * p_random) < 0.03:
+                hint = " – draw one uniform number per position and compare it with p_mask and p_mask + p_random; do not draw the random share from what is left"
+            return False, f"{where}: of {n} selected positions {seen}; expected {p_mask:.0%}/{p_random:.0%}/{p_keep:.0%}{hint}"
+    return True, "the shares of [MASK], random and unchanged match on 5 splits; nothing else touched"
+
+
+@register(
+    "06-sem",
+    6,
+    "Write mean_and_sem(values): the mean over seeds and its standard error, the sample standard "
+    "deviation (n - 1) divided by sqrt(n); with a single value the standard error is unknown: nan.",
+)
+def _check_sem(answer) -> tuple[bool, str]:
+    import math
+    import statistics
+
+    cases = [[0.5, 0.7, 0.6], [3.21, 3.18, 3.40, 3.05], [1.0, 1.0], [0.1, 0.9], [2.5]]
+    for values in cases:
+        got = _call(answer, list(values))
+        try:
+            mean, sem = (float(x) for x in got)
+        except (TypeError, ValueError):
+            return False, f"mean_and_sem({values}) should return a pair (mean, sem), got {got!r:.80}"
+        want_mean = statistics.fmean(values)
+        if abs(mean - want_mean) > 1e-9:
+            return False, f"mean_and_sem({values}) gave the mean {mean}, expected {want_mean}"
+        if len(values) == 1:
+            if not math.isnan(sem):
+                return False, f"mean_and_sem({values}) gave the standard error {sem}; one seed says nothing about the spread: return nan"
+            continue
+        n, sd = len(values), statistics.stdev(values)
+        want = sd / math.sqrt(n)
+        if abs(sem - want) > 1e-9:
+            hint = _hint(sem, [
+                (statistics.pstdev(values) / math.sqrt(n), "you divided by n; the sample standard deviation divides by n - 1"),
+                (sd, "that is the standard deviation; the standard error divides it by sqrt(n)"),
+                (sd / n, "divide by sqrt(n), not by n"),
+                (statistics.pstdev(values), "that is the population standard deviation; the standard error is stdev (n - 1) / sqrt(n)"),
+            ], lambda g, w: abs(g - w) < 1e-9)
+            return False, f"mean_and_sem({values}) gave the standard error {sem:.6f}, expected {want:.6f}{hint}"
+    return True, f"right on {len(cases)} sets of values, including a single seed"
+
+
+@register(
+    "06-times-seen",
+    6,
+    "Write times_seen(epochs, copies): with static masking, copy c of a sequence's masks is used in "
+    "the epochs e with e % copies == c; return the list of how many epochs use each copy.",
+)
+def _check_times_seen(answer) -> tuple[bool, str]:
+    cases = [(40, 10), (10, 3), (3, 5), (1, 1), (7, 7), (12, 5)]
+    for epochs, copies in cases:
+        want = [len(range(c, epochs, copies)) for c in range(copies)]
+        got = _call(answer, epochs, copies)
+        try:
+            got = [int(x) for x in got]
+        except (TypeError, ValueError):
+            return False, f"times_seen({epochs}, {copies}) should return a list of {copies} ints, got {got!r:.80}"
+        if got != want:
+            hint = _hint(got, [
+                ([epochs // copies] * copies, "the epochs left over when copies does not divide epochs go to the first copies"),
+                ([-(-epochs // copies)] * copies, "not every copy gets the rounded-up count: the first epochs % copies copies get one more"),
+                ([epochs] * copies, "each epoch uses one copy only"),
+            ], lambda g, w: g == w)
+            if not hint and sum(got) != epochs:
+                hint = f" – the counts must add up to the {epochs} epochs"
+            return False, f"times_seen({epochs}, {copies}) returned {got}, expected {want}{hint}"
+    return True, "right, e.g. RoBERTa's 40 epochs with 10 copies: each mask seen 4 times"
+
+
+# -- chapter 9 ------------------------------------------------------------------------------
+
+
+@register(
+    "09-remask",
+    9,
+    "Write remask_counts(n, iterations): Mask-Predict's schedule, the number of the n generated "
+    "pieces masked again after iteration t = 1 … T: floor(n · (T − t) / T).",
+)
+def _check_remask(answer) -> tuple[bool, str]:
+    import math
+
+    from .generation import remask_schedule
+
+    cases = [((n, T), remask_schedule(n, T)) for n, T in ((10, 4), (7, 3), (12, 10), (5, 1), (1, 3), (0, 2), (30, 7))]
+    for (n, T), want in cases:
+        got = _call(answer, n, T)
+        try:
+            got = [int(x) for x in got]
+        except (TypeError, ValueError):
+            return False, f"remask_counts({n}, {T}) should return a list of {T} ints, got {got!r:.80}"
+        if got != want:
+            hint = _hint(got, [
+                ([n * (T - t) // T for t in range(T)], "the list starts after the first iteration (t = 1), and ends with 0 after the last"),
+                ([round(n * (T - t) / T) for t in range(1, T + 1)], "round down (floor), as Mask-Predict does, not to the nearest"),
+                ([math.ceil(n * (T - t) / T) for t in range(1, T + 1)], "round down (floor), not up"),
+                ([n * t // T for t in range(1, T + 1)], "the count falls with t: n · (T − t) / T, not n · t / T"),
+            ], lambda g, w: g == w)
+            return False, f"remask_counts({n}, {T}) returned {got}, expected {want}{hint}"
+    return True, f"right on {len(cases)} (n, T) pairs"
+
+
+@register(
+    "09-next-token",
+    9,
+    "Write causal_labels(input_ids, attention_mask) for a left-to-right model: at position t the id "
+    "at t + 1, and -100 at the last position and wherever position t + 1 is padding.",
+)
+def _check_next_token(answer) -> tuple[bool, str]:
+    import torch
+
+    from .masking import next_token_labels
+
+    ids = torch.tensor([[2, 11, 12, 13, 3, 0, 0], [2, 21, 22, 23, 24, 25, 3], [2, 31, 3, 0, 0, 0, 0]])
+    mask = (ids != 0).long()
+    want = next_token_labels(ids, mask)
+    before = ids.clone()
+    got = _call(answer, ids, mask)
+    if not torch.equal(ids, before):
+        return False, "your function modified input_ids; build the labels in a new tensor"
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        return False, f"return a tensor of shape {tuple(want.shape)} (one label per position), got {got!r:.80}"
+    if torch.equal(got, want):
+        return True, "right: the next id everywhere it exists, -100 at the end and before padding"
+    shifted = torch.full_like(ids, -100)
+    shifted[:, :-1] = ids[:, 1:]
+    right_shift = torch.full_like(ids, -100)
+    right_shift[:, 1:] = ids[:, :-1]
+    hint = _hint(got, [
+        (ids, "those are the inputs themselves: a causal model predicts the NEXT id, so shift left by one"),
+        (torch.where(mask.bool(), ids, torch.full_like(ids, -100)), "those are the inputs themselves: shift left by one"),
+        (right_shift, "that shifts the wrong way: position t is labelled with the id at t + 1, not t - 1"),
+        (shifted, "positions followed by padding must get -100, not the [PAD] id"),
+    ], lambda g, w: torch.equal(g, w))
+    return False, f"for input_ids {ids.tolist()} expected {want.tolist()}, got {got.tolist()}{hint}"
+
+
+@register(
+    "09-pll",
+    9,
+    "Write pll(model, ids, mask_id): the pseudo-log-likelihood of one sequence [CLS] … [SEP] (a list "
+    "of ids): mask each piece between [CLS] and [SEP] in turn, and add up the log-probability the "
+    "model gives the true piece there (model(batch).logits is [B, T, V]).",
+)
+def _check_pll(answer) -> tuple[bool, str]:
+    import torch
+
+    from .model import EncoderConfig, MaskedLM
+    from .scoring import pll_of_ids
+
+    torch.manual_seed(0)
+    model = MaskedLM(EncoderConfig(vocab_size=40, max_len=16, d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0)).eval()
+    with torch.no_grad():  # a model with confident, context-dependent predictions
+        model.encoder.tok_emb.weight.mul_(40)
+    mask_id = 4
+    sequences = [[2, 10, 11, 12, 3], [2, 20, 21, 22, 23, 24, 25, 3], [2, 30, 3]]
+    for ids in sequences:
+        want = pll_of_ids(model, [ids], mask_id=mask_id, pad_id=0)[0]
+        got = _as_number(_call(answer, model, list(ids), mask_id))
+        if abs(got - want) > 1e-4:
+            with torch.no_grad():
+                logp = model(torch.tensor([ids])).logits[0].log_softmax(-1)
+                inner = [logp[t, ids[t]].item() for t in range(1, len(ids) - 1)]
+                everywhere = [logp[t, ids[t]].item() for t in range(len(ids))]
+                masked_all = []
+                for t in range(len(ids)):
+                    x = torch.tensor([ids])
+                    x[0, t] = mask_id
+                    masked_all.append(model(x).logits[0, t].log_softmax(-1)[ids[t]].item())
+            n = len(ids) - 2
+            hint = _hint(got, [
+                (sum(inner), "nothing was masked: the model saw the piece it had to predict; mask position t before scoring it"),
+                (sum(everywhere), "nothing was masked, and [CLS]/[SEP] were scored too"),
+                (sum(masked_all), "[CLS] and [SEP] are not scored: only the pieces between them"),
+                (want / n, "that is the mean; the PLL is the sum over the pieces"),
+                (-want, "the sign is flipped: a PLL is a sum of log-probabilities, at most 0"),
+            ], lambda g, w: abs(g - w) < 1e-4)
+            return False, f"pll(model, {ids}) returned {got:.5f}, expected {want:.5f}{hint}"
+    return True, f"agrees with pseudo_log_likelihood on {len(sequences)} sequences"

@@ -303,7 +303,9 @@ def evaluate_task(model, tokenizer, task: TaskData, split: str = "test", *, max_
 class FinetuneConfig:
     """How to fine-tune. ``max_steps`` caps the run (an epoch of a large training set is long);
     evaluation on the validation split runs every ``eval_every`` steps (``None``: once an epoch,
-    at most every 100 steps); ``patience`` evaluations without improvement end the run."""
+    at most every 100 steps); ``patience`` evaluations without improvement end the run.
+    ``freeze_encoder=True`` trains the head alone on the encoder's fixed features: a *probe* of
+    what pretraining put into the representations (BERT's "feature-based" evaluation)."""
 
     lr: float = 5e-4
     batch_size: int = 32
@@ -317,9 +319,12 @@ class FinetuneConfig:
     max_length: int = 64
     seed: int = 0
     device: str = "auto"
+    freeze_encoder: bool = False
 
     def __post_init__(self):
         require_ints(self, ("batch_size", "max_epochs", "max_steps", "patience", "max_length"), minimum=1)
+        if not isinstance(self.freeze_encoder, bool):
+            raise ValueError(f"freeze_encoder must be True or False, got {self.freeze_encoder!r}")
         require_ints(self, ("seed",), minimum=0)
         if self.eval_every is not None:
             require_ints(self, ("eval_every",), minimum=1)
@@ -379,7 +384,10 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
     eval_every = config.eval_every or min(per_epoch, 100)
     warmup = int(config.warmup_ratio * total)
 
-    optimizer = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
+    if config.freeze_encoder:  # a probe: the encoder stays as pretraining left it (and in eval mode)
+        model.encoder.requires_grad_(False)
+    trainable = nn.ModuleDict({k: m for k, m in model.named_children() if not (config.freeze_encoder and k == "encoder")})
+    optimizer = torch.optim.AdamW(param_groups(trainable, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
     metric = _main_metric(task)
@@ -391,6 +399,8 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
         batch = _collate([train[i] for i in order[k * config.batch_size : (k + 1) * config.batch_size].tolist()],
                          tokenizer.pad_id, task.kind)
         torch.manual_seed(_mix(config.seed, 37, step))  # this step's dropout
+        if config.freeze_encoder:
+            model.encoder.eval()
         out = model(**{key: v.to(device) for key, v in batch.items()})
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
@@ -412,6 +422,8 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
                 if bad >= config.patience:
                     break
     model.load_state_dict(best["state"])
+    if config.freeze_encoder:  # frozen for this run only: fine-tuning the model again trains it all
+        model.encoder.requires_grad_(True)
     model.eval()
     test = evaluate_task(model, tokenizer, task, "test", max_length=config.max_length) if evaluate_test else None
     return FinetuneResult(model, history, best["step"], best["metrics"], test, time.perf_counter() - t0)

@@ -51,6 +51,9 @@ def to_transformers(model: MaskedLM):
             f"(LayerNorm before each sublayer, which BERT does not have). Train with "
             f"EncoderConfig(..., norm='post') to export."
         )
+    if model.config.causal:
+        raise ValueError("this model is causal (causal=True): BertForMaskedLM attends both ways, so it would not "
+                         "compute the same logits; only bidirectional models can be exported")
     from transformers import BertForMaskedLM
 
     hf = BertForMaskedLM(bert_config(model)).eval()

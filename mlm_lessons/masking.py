@@ -24,7 +24,7 @@ import torch
 
 __all__ = [
     "IGNORE_INDEX", "MaskingConfig", "MaskedBatch", "mask_tokens", "mask_tokens_explained",
-    "Fate", "MLMCollator", "mask_once", "num_to_select", "pad_examples", "expected_counts",
+    "Fate", "MLMCollator", "mask_once", "num_to_select", "pad_examples", "expected_counts", "next_token_labels",
 ]
 
 #: Label value of positions that are not predicted (PyTorch's ``cross_entropy`` default ``ignore_index``).
@@ -400,3 +400,19 @@ def mask_once(
             )
             out.append({"input_ids": inputs[0].tolist(), "labels": labels[0].tolist()})
     return out
+
+
+def next_token_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The labels of a left-to-right (causal) language model, for comparison with MLM: at position
+    ``t`` the token at ``t + 1``; -100 at the last position and wherever the next position is padding.
+    Every real position but the last is a target, against about 15% in MLM."""
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be [batch, length], got shape {tuple(input_ids.shape)}")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask {tuple(attention_mask.shape)} must match input_ids {tuple(input_ids.shape)}")
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    real_next = attention_mask[:, 1:].bool()
+    labels[:, :-1] = torch.where(real_next, input_ids[:, 1:], torch.full_like(input_ids[:, 1:], IGNORE_INDEX))
+    return labels

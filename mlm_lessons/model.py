@@ -39,6 +39,7 @@ class EncoderConfig:
     dropout: float = 0.1
     norm: str = "pre"
     layer_norm_eps: float = 1e-12  # BERT's value; keeps the export to transformers exact
+    causal: bool = False  # True: each position attends only to itself and the left (a left-to-right LM)
 
     def __post_init__(self):
         require_ints(self, ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "d_ff"), minimum=1)
@@ -53,6 +54,8 @@ class EncoderConfig:
             raise ValueError(f"norm must be 'pre' (LayerNorm before each sublayer) or 'post' (after, as BERT), got {self.norm!r}")
         if not self.layer_norm_eps > 0:
             raise ValueError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        if not isinstance(self.causal, bool):
+            raise ValueError(f"causal must be True or False, got {self.causal!r}")
 
     @property
     def head_dim(self) -> int:
@@ -63,8 +66,8 @@ class EncoderConfig:
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention over the whole sequence (no causal mask): every position sees all
-    real positions, left and right."""
+    """Multi-head self-attention: every position sees all real positions, left and right – or, in
+    a causal model, only those on its left and itself."""
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -146,12 +149,16 @@ class Encoder(nn.Module):
         if self.emb_ln is not None:
             x = self.emb_ln(x)
         x = self.drop(x)
-        # keep[b, 1, 1, j]: may any query attend to key j? (broadcast over heads and queries)
+        # keep[b, 1, i, j]: may query i attend to key j? (broadcast over heads; over queries too
+        # unless causal: then only keys j <= i)
         keep = None
         if attention_mask is not None:
             if attention_mask.shape != input_ids.shape:
                 raise ValueError(f"attention_mask {tuple(attention_mask.shape)} must match input_ids {tuple(input_ids.shape)}")
             keep = attention_mask.bool()[:, None, None, :]
+        if self.config.causal:
+            left = torch.ones(length, length, dtype=torch.bool, device=input_ids.device).tril()
+            keep = left if keep is None else keep & left
         maps = []
         for block in self.blocks:
             x, w = block(x, keep, return_attention)

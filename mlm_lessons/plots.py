@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 __all__ = [
     "zipf_plot", "fragmentation_plot", "FATE_COLORS", "masked_tokens_plot", "fate_counts_plot",
-    "loss_curve_plot", "overlap_heatmap", "validation_curves_plot", "label_curve_plot",
+    "loss_curve_plot", "overlap_heatmap", "validation_curves_plot", "label_curve_plot", "ablation_plot",
 ]
 
 #: One colour per fate of a position (see mlm_lessons.masking.Fate), shared by figures and widgets.
@@ -243,6 +243,35 @@ def label_curve_plot(rows: Sequence[Mapping], *, metric: str, ax=None, title: st
     ax.set_xlabel("training labels per class (log scale)")
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def ablation_plot(summary: Sequence[Mapping], *, metric: str, ax=None, title: str | None = None,
+                  reference: Mapping | None = None, ylabel: str | None = None):
+    """One study's variants side by side: the mean of ``metric`` with an error bar of ± one standard
+    deviation over seeds (``summary`` rows from :func:`mlm_lessons.ablations.summarize`, with
+    ``variant``, ``seeds``, ``metric`` and ``metric_std``). ``reference`` (a summary row, e.g. the
+    encoder without pretraining) is drawn as a dashed line with its own band."""
+    rows = [r for r in summary if metric in r]
+    if not rows:
+        raise ValueError(f"no row of summary holds {metric!r}; rows hold {sorted(summary[0]) if summary else 'nothing'}")
+    ax = _axis(ax, figsize=(6.4, 3.6))
+    xs = range(len(rows))
+    means = [r[metric] for r in rows]
+    stds = [r.get(f"{metric}_std", 0.0) for r in rows]
+    stds = [0.0 if sd != sd else sd for sd in stds]  # a single seed: no bar
+    ax.errorbar(xs, means, yerr=stds, fmt="o", capsize=4, color="#4c78a8", label=f"mean ± std ({rows[0]['seeds']} seeds)")
+    if reference is not None and metric in reference:
+        m, sd = reference[metric], reference.get(f"{metric}_std", 0.0)
+        ax.axhline(m, ls="--", color="#888888", label=reference.get("variant", "reference"))
+        if sd == sd and sd > 0:
+            ax.axhspan(m - sd, m + sd, color="#888888", alpha=0.15)
+    ax.set_xticks(list(xs), [r["variant"] for r in rows])
+    ax.set_ylabel(ylabel or metric)
+    ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize="small")
     if title:
         ax.set_title(title)

@@ -29,14 +29,14 @@ import torch.distributed as dist
 
 from ._checks import require_ints
 from .corpus.build import cache_dir
-from .masking import MaskingConfig, mask_once, mask_tokens, pad_examples
+from .masking import MaskingConfig, mask_once, mask_tokens, next_token_labels, pad_examples
 from .model import EncoderConfig, MaskedLM, flops_per_token
 from .objective import masked_lm_loss
 
 __all__ = [
     "TrainConfig", "PRESETS", "preset", "pretrain", "PretrainResult", "evaluate", "pick_device",
     "save_checkpoint", "load_checkpoint", "load_run", "peak_flops", "set_training_seed", "run_cache_key",
-    "eval_batches", "param_groups",
+    "eval_batches", "param_groups", "static_mask",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -70,13 +70,22 @@ class TrainConfig:
     precision: str = "auto"  # "auto", "fp32", "bf16", "fp16"
     compile: bool = False
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    # 0: dynamic masking (new masks every step, as RoBERTa); k >= 1: static masking, each training
+    # sequence masked k ways once and for all, copy ``epoch % k`` used in each epoch (BERT's "dupe factor")
+    static_masks: int = 0
+    # "mlm": masked language modeling; "causal": next-token prediction, for a model with causal=True
+    objective: str = "mlm"
 
     def __post_init__(self):
         if isinstance(self.masking, dict):
             object.__setattr__(self, "masking", MaskingConfig(**self.masking))
         object.__setattr__(self, "betas", tuple(self.betas))
         require_ints(self, ("max_steps", "batch_size", "grad_accum", "max_length", "eval_every", "eval_sequences", "log_every"), minimum=1)
-        require_ints(self, ("warmup_steps", "checkpoint_every", "seed"), minimum=0)
+        require_ints(self, ("warmup_steps", "checkpoint_every", "seed", "static_masks"), minimum=0)
+        if self.objective not in ("mlm", "causal"):
+            raise ValueError(f"objective must be 'mlm' (masked LM) or 'causal' (next token), got {self.objective!r}")
+        if self.objective == "causal" and self.static_masks:
+            raise ValueError(f"static_masks={self.static_masks} has no meaning for the causal objective, which masks nothing; use 0")
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"batch_size={self.batch_size} must be divisible by grad_accum={self.grad_accum} "
@@ -224,6 +233,13 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(_mix(seed, 7919, epoch)))
 
 
+def static_mask(example: dict, index: int, copy: int, config: TrainConfig, tokenizer) -> dict:
+    """Training sequence ``index`` masked in its ``copy``-th fixed way: a function of (seed, index,
+    copy) alone, whatever batch, epoch or padding it lands in."""
+    gen = torch.Generator().manual_seed(_mix(config.seed, index, copy, 3))
+    return mask_once([example], tokenizer, config.masking, generator=gen)[0]
+
+
 def _step_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
     """The dataset indices of step ``step``'s global batch: consecutive slices of a fresh
     permutation per epoch (a function of the step alone, so resuming needs no sampler state)."""
@@ -269,10 +285,17 @@ def evaluate(model: MaskedLM, batches: list[dict], device: torch.device, precisi
 
 def eval_batches(tokenizer, texts, config: TrainConfig, batch_size: int = 64) -> list[dict]:
     """Validation batches masked once with a fixed seed (``config.seed``): every evaluation of a run,
-    and of runs with the same seed, scores the same masked positions."""
+    and of runs with the same seed, scores the same masked positions. (With the causal objective:
+    next-token labels at every position.)"""
     examples = tokenizer.encode_chunks(texts, max_length=config.max_length)[: config.eval_sequences]
     if not examples:
         raise ValueError("the validation texts give no sequence to evaluate on")
+    if config.objective == "causal":
+        batches = [pad_examples(examples[i : i + batch_size], pad_id=tokenizer.pad_id) for i in range(0, len(examples), batch_size)]
+        for b in batches:
+            b.pop("word_ids", None)
+            b["labels"] = next_token_labels(b["input_ids"], b["attention_mask"])
+        return batches
     masked = mask_once(examples, tokenizer, config.masking, generator=torch.Generator().manual_seed(_mix(config.seed, 424242)))
     return [pad_examples(masked[i : i + batch_size], pad_id=tokenizer.pad_id) for i in range(0, len(masked), batch_size)]
 
@@ -492,6 +515,9 @@ def pretrain(
         model = MaskedLM(model)
     if model.config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"the model's vocab_size={model.config.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
+    if model.config.causal != (config.objective == "causal"):
+        raise ValueError(f"objective={config.objective!r} needs a model with causal={config.objective == 'causal'}, "
+                         f"this one has causal={model.config.causal}: a masked LM must see both sides, a causal LM only the left")
     if config.max_length > model.config.max_len:
         raise ValueError(f"max_length={config.max_length} exceeds the model's max_len={model.config.max_len}")
     out_dir = Path(out_dir) if out_dir is not None else None
@@ -573,7 +599,7 @@ def pretrain(
         tokenizer.save(out_dir / TOKENIZER)
 
     micro = config.batch_size // (config.grad_accum * world)
-    flops = flops_per_token(model.config, config.max_length, config.masking.mask_ratio)
+    flops = flops_per_token(model.config, config.max_length, 1.0 if config.objective == "causal" else config.masking.mask_ratio)
     peak = peak_flops(device, precision)
     end = config.max_steps if stop_after is None else min(config.max_steps, stop_after)
     bar = tqdm(range(start, end), initial=start, total=config.max_steps, desc="pretraining",
@@ -589,13 +615,21 @@ def pretrain(
         indices = _step_indices(len(train), config.batch_size, config.seed, step)[rank::world]
         batches = []
         for m in range(config.grad_accum):
-            b = pad_examples([train[i] for i in indices[m * micro : (m + 1) * micro]], pad_id=tokenizer.pad_id,
-                             pad_to_multiple_of=8 if device.type == "cuda" else None)
-            gen = torch.Generator().manual_seed(_mix(config.seed, rank, step, m, 1))
-            b["input_ids"], b["labels"] = mask_tokens(
-                b["input_ids"], config.masking, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
-                special_ids=tokenizer.special_ids, generator=gen, word_ids=b.pop("word_ids", None),
-            )
+            part_indices = indices[m * micro : (m + 1) * micro]
+            examples = [train[i] for i in part_indices]
+            if config.static_masks:  # the same masks for sequence i in every epoch e with the same e % k
+                copy = (step // max(1, len(train) // config.batch_size)) % config.static_masks
+                examples = [static_mask(ex, i, copy, config, tokenizer) for ex, i in zip(examples, part_indices)]
+            b = pad_examples(examples, pad_id=tokenizer.pad_id, pad_to_multiple_of=8 if device.type == "cuda" else None)
+            word_ids = b.pop("word_ids", None)
+            if config.objective == "causal":
+                b["labels"] = next_token_labels(b["input_ids"], b["attention_mask"])
+            elif not config.static_masks:
+                gen = torch.Generator().manual_seed(_mix(config.seed, rank, step, m, 1))
+                b["input_ids"], b["labels"] = mask_tokens(
+                    b["input_ids"], config.masking, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
+                    special_ids=tokenizer.special_ids, generator=gen, word_ids=word_ids,
+                )
             batches.append({k: v.to(device, non_blocking=True) for k, v in b.items()})
         n_labels = torch.tensor(float(sum(int((b["labels"] != -100).sum()) for b in batches)), device=device)
         if world > 1:

@@ -18,7 +18,9 @@ def test_every_exercise_is_registered():
     assert [e.id for e in exercises(4)] == ["04-attention", "04-causal", "04-params"]
     assert [e.id for e in exercises(5)] == ["05-mfu", "05-no-decay", "05-schedule"]
     assert [e.id for e in exercises(7)] == ["07-early-stop", "07-new-embedding", "07-overlap"]
+    assert [e.id for e in exercises(6)] == ["06-corrupt", "06-sem", "06-times-seen"]
     assert [e.id for e in exercises(8)] == ["08-first-piece", "08-macro-f1", "08-span-f1"]
+    assert [e.id for e in exercises(9)] == ["09-next-token", "09-pll", "09-remask"]
     assert all(e.prompt for e in exercises())
 
 
@@ -361,3 +363,94 @@ def test_span_f1():
     rejected("08-span-f1", lambda g, p: tagging_metrics(g, p)["token_f1"], "that is the word-level F1")
     rejected("08-span-f1", lambda g, p: tagging_metrics(g, p)["span_precision"], "that is the span precision")
     rejected("08-span-f1", unguarded, "guard the divisions (0/0)")
+
+
+def _corrupt(ids, selected, p_mask, p_random, mask_id, vocab_size, generator, *, low=5, keep=True, everywhere=False):
+    import torch
+
+    out = ids.clone()
+    u = torch.rand(ids.shape, generator=generator)
+    random_ids = torch.randint(low, vocab_size, ids.shape, generator=generator)
+    chosen = torch.ones_like(selected) if everywhere else selected
+    out[chosen & (u < p_mask)] = mask_id
+    rnd = chosen & (u >= p_mask) & ((u < p_mask + p_random) if keep else True)
+    out[rnd] = random_ids[rnd]
+    return out
+
+
+def test_chapter_six_checkers():
+    import functools
+    import math
+    import statistics
+
+    assert mlm.check("06-corrupt", _corrupt)
+    rejected("06-corrupt", functools.partial(_corrupt, keep=False), "the keep share (1 - p_mask - p_random) stays as it is")
+    rejected("06-corrupt", functools.partial(_corrupt, low=0), "drew a special id")
+    rejected("06-corrupt", functools.partial(_corrupt, everywhere=True), "positions that were not selected")
+
+    def in_place(ids, *args):
+        ids[0, 1] = 4
+        return ids
+
+    rejected("06-corrupt", in_place, "modified input_ids")
+
+    def sem(values):
+        n = len(values)
+        return statistics.fmean(values), statistics.stdev(values) / math.sqrt(n) if n > 1 else math.nan
+
+    assert mlm.check("06-sem", sem)
+    rejected("06-sem", lambda v: (statistics.fmean(v), statistics.pstdev(v) / math.sqrt(len(v))), "you divided by n")
+    rejected("06-sem", lambda v: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else math.nan), "divides it by sqrt(n)")
+    rejected("06-sem", lambda v: (statistics.fmean(v), statistics.stdev(v) / len(v) if len(v) > 1 else math.nan), "not by n")
+    rejected("06-sem", lambda v: (statistics.fmean(v), statistics.stdev(v) / math.sqrt(len(v)) if len(v) > 1 else 0.0), "return nan")
+
+    assert mlm.check("06-times-seen", lambda e, k: [len(range(c, e, k)) for c in range(k)])
+    rejected("06-times-seen", lambda e, k: [e // k] * k, "left over")
+    rejected("06-times-seen", lambda e, k: [-(-e // k)] * k, "rounded-up")
+    rejected("06-times-seen", lambda e, k: [e] * k, "one copy only")
+
+
+def test_chapter_nine_checkers():
+    import math
+
+    import torch
+
+    from mlm_lessons.generation import remask_schedule
+    from mlm_lessons.masking import next_token_labels
+
+    assert mlm.check("09-remask", remask_schedule)
+    rejected("09-remask", lambda n, T: [n * (T - t) // T for t in range(T)], "starts after the first iteration")
+    rejected("09-remask", lambda n, T: [round(n * (T - t) / T) for t in range(1, T + 1)], "not to the nearest")
+    rejected("09-remask", lambda n, T: [math.ceil(n * (T - t) / T) for t in range(1, T + 1)], "not up")
+
+    assert mlm.check("09-next-token", next_token_labels)
+    rejected("09-next-token", lambda ids, mask: ids.clone(), "predicts the NEXT id")
+
+    def pad_kept(ids, mask):
+        labels = torch.full_like(ids, -100)
+        labels[:, :-1] = ids[:, 1:]
+        return labels
+
+    def backwards(ids, mask):
+        labels = torch.full_like(ids, -100)
+        labels[:, 1:] = ids[:, :-1]
+        return labels
+
+    rejected("09-next-token", pad_kept, "not the [PAD] id")
+    rejected("09-next-token", backwards, "shifts the wrong way")
+
+    def scored(model, ids, mask_id, positions, masked=True, mean=False):
+        total = 0.0
+        for t in positions(len(ids)):
+            x = torch.tensor([ids])
+            if masked:
+                x[0, t] = mask_id
+            with torch.no_grad():
+                total += model(x).logits[0, t].log_softmax(-1)[ids[t]].item()
+        return total / (len(ids) - 2) if mean else total
+
+    inner = lambda n: range(1, n - 1)  # noqa: E731
+    assert mlm.check("09-pll", lambda m, ids, k: scored(m, ids, k, inner))
+    rejected("09-pll", lambda m, ids, k: scored(m, ids, k, inner, masked=False), "nothing was masked")
+    rejected("09-pll", lambda m, ids, k: scored(m, ids, k, range), "[CLS] and [SEP] are not scored")
+    rejected("09-pll", lambda m, ids, k: scored(m, ids, k, inner, mean=True), "that is the mean")

@@ -1,0 +1,170 @@
+"""Masking ablations in miniature (chapter 6): three published results, re-run at the book's scale.
+
+- *corruption*: what to put at the selected positions – BERT's 80% ``[MASK]`` / 10% same / 10%
+  random against five other splits (Devlin et al. 2019, Table 8);
+- *ratio*: mask 15%, 30%, 40% or 60% of the positions (Wettig et al. 2023);
+- *static*: masks drawn once per sequence (static) or afresh every step (dynamic; Liu et al. 2019,
+  RoBERTa, Table 1), on a training subset small enough to be seen for many epochs.
+
+Every variant is pretrained with the same budget and judged three ways, none of which depends on
+how the variant itself masks: the masked-token loss on the same fixed evaluation mask (15%,
+80/10/10, one seed for all runs), fine-tuning on a few labels of a downstream task, and a probe
+(a linear head trained on the frozen encoder). A variant's own validation loss is kept as well, but
+is not comparable across mask ratios: it is measured on its own masks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from dataclasses import dataclass
+
+from .masking import MaskingConfig
+from .training import TrainConfig, eval_batches, evaluate, pretrain, preset
+
+__all__ = ["Variant", "STUDIES", "AblationSettings", "run_variant", "reference_scores", "summarize", "fixed_eval_config"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of masking. ``name`` follows each paper's notation: MASK/SAME/RND shares for the
+    corruption study (Devlin et al.'s column order), the ratio for the ratio study."""
+
+    study: str
+    name: str
+    mask_ratio: float = 0.15
+    p_mask: float = 0.8
+    p_random: float = 0.1
+    p_keep: float = 0.1
+    static_masks: int = 0
+    subset: bool = False  # train on the subset of the static study
+
+    def masking(self) -> MaskingConfig:
+        return MaskingConfig(mask_ratio=self.mask_ratio, p_mask=self.p_mask, p_random=self.p_random, p_keep=self.p_keep)
+
+
+def _corruption(mask: int, same: int, rnd: int) -> Variant:
+    return Variant("corruption", f"{mask}/{same}/{rnd}", p_mask=mask / 100, p_random=rnd / 100, p_keep=same / 100)
+
+
+#: The variants of each study, in the papers' order. The 15%, 80/10/10, dynamic run on the full
+#: training set is shared by the corruption and the ratio study (same settings, one run).
+STUDIES: dict[str, list[Variant]] = {
+    "corruption": [_corruption(*s) for s in ((80, 10, 10), (100, 0, 0), (80, 0, 20), (80, 20, 0), (0, 20, 80), (0, 0, 100))],
+    "ratio": [Variant("ratio", f"{r}%", mask_ratio=r / 100) for r in (15, 30, 40, 60)],
+    "static": [Variant("static", "dynamic", subset=True), Variant("static", "static", static_masks=3, subset=True)],
+}
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """The budget shared by every variant: the ``cpu-small`` model trained ``steps`` steps on the
+    general corpus; the static study on ``subset`` of its training documents (so that the same
+    steps make many epochs); downstream, ``per_class`` labelled examples for fine-tuning and the
+    probe."""
+
+    steps: int = 600
+    subset: float = 0.2
+    per_class: int = 50
+    finetune_lr: float = 4e-3
+    probe_lr: float = 3e-2
+    finetune_task: str = "torch-subpackage"
+    probe_task: str = "torch-subpackage"
+
+    def __post_init__(self):
+        if not isinstance(self.steps, int) or self.steps < 20:
+            raise ValueError(f"steps must be an int >= 20, got {self.steps!r}")
+        if not 0 < self.subset <= 1:
+            raise ValueError(f"subset must be a share of the training documents in (0, 1], got {self.subset!r}")
+        if not isinstance(self.per_class, int) or self.per_class < 1:
+            raise ValueError(f"per_class must be a positive int, got {self.per_class!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def fixed_eval_config(max_length: int = 64) -> TrainConfig:
+    """The evaluation mask every variant is scored on: 15%, 80/10/10, seed 0 – the same positions and
+    corruptions for every run, whatever the variant trained with."""
+    return TrainConfig(max_length=max_length, eval_sequences=512, seed=0, masking=MaskingConfig())
+
+
+def _train_texts(corpus, variant: Variant, settings: AblationSettings) -> list[str]:
+    texts = corpus.texts("train")
+    if not variant.subset:
+        return texts
+    return texts[: max(1, round(settings.subset * len(texts)))]
+
+
+def run_variant(variant: Variant, seed: int, *, tokenizer, corpus, tasks: dict, settings: AblationSettings = AblationSettings(),
+                cache: bool = True, progress: bool = False) -> dict:
+    """Pretrain ``variant`` with ``seed`` and score it; returns one flat row of results.
+
+    ``tasks`` maps ``settings.finetune_task`` and ``settings.probe_task`` to their ``TaskData``.
+    """
+    if not isinstance(variant, Variant):
+        raise ValueError(f"variant must be a Variant (see STUDIES), got {type(variant).__name__}")
+    missing = {settings.finetune_task, settings.probe_task} - set(tasks)
+    if missing:
+        raise ValueError(f"tasks lacks {sorted(missing)}; pass {{name: load_task(name)}} for each")
+    model_config, train_config = preset("cpu-small", tokenizer.vocab_size, max_steps=settings.steps,
+                                        eval_every=settings.steps, seed=seed)
+    train_config = train_config.replace(masking=variant.masking(), static_masks=variant.static_masks)
+    result = pretrain(model_config, tokenizer, _train_texts(corpus, variant, settings), corpus.texts("valid"),
+                      train_config, cache=cache, progress=progress)
+    last_train = [h["train_loss"] for h in result.history if "train_loss" in h][-1]
+    fixed = evaluate(result.model, eval_batches(tokenizer, corpus.texts("valid"), fixed_eval_config(train_config.max_length)),
+                     next(result.model.parameters()).device)
+    row = {"study": variant.study, "variant": variant.name, "seed": seed,
+           "own_valid_loss": result.history[-1]["valid_loss"], "train_loss": last_train,
+           "fixed_loss": fixed["loss"], "fixed_accuracy": fixed["accuracy"]}
+    row.update(_downstream(result.model, seed, tokenizer=tokenizer, tasks=tasks, settings=settings))
+    return row
+
+
+def _downstream(init, seed: int, *, tokenizer, tasks: dict, settings: AblationSettings) -> dict:
+    from .finetuning import FinetuneConfig, build_model, finetune
+
+    ft_task = tasks[settings.finetune_task].subsample(settings.per_class, seed=seed)
+    ft = finetune(build_model(ft_task, init, seed=seed), tokenizer, ft_task,
+                  FinetuneConfig(lr=settings.finetune_lr, seed=seed, device="cpu"))
+    probe_task = tasks[settings.probe_task].subsample(settings.per_class, seed=seed)
+    # the probe: mean-pooled frozen features (the [CLS] state of an MLM is never trained to summarise)
+    probe = finetune(build_model(probe_task, init, pooling="mean", seed=seed), tokenizer, probe_task,
+                     FinetuneConfig(lr=settings.probe_lr, seed=seed, device="cpu", freeze_encoder=True))
+    return {"finetune_macro_f1": ft.test["macro_f1"], "probe_macro_f1": probe.test["macro_f1"]}
+
+
+def reference_scores(seed: int, *, tokenizer, tasks: dict, settings: AblationSettings = AblationSettings()) -> dict:
+    """The downstream scores of an encoder that was never pretrained (random weights): what the
+    fine-tuning and the probe give without any masking at all, the floor every variant should beat."""
+    model_config, _ = preset("cpu-small", tokenizer.vocab_size)
+    row = {"study": "reference", "variant": "no pretraining", "seed": seed}
+    row.update(_downstream(model_config, seed, tokenizer=tokenizer, tasks=tasks, settings=settings))
+    return row
+
+
+def summarize(rows: list[dict], metrics: tuple[str, ...] = ("fixed_loss", "fixed_accuracy", "finetune_macro_f1", "probe_macro_f1",
+                                                              "own_valid_loss", "train_loss")) -> list[dict]:
+    """Mean, sample standard deviation (n − 1) and standard error over seeds, per study and variant,
+    in the order the rows first appear. A metric a row lacks is skipped for that row."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        for key in ("study", "variant", "seed"):
+            if key not in r:
+                raise ValueError(f"every row needs 'study', 'variant' and 'seed'; this one lacks {key!r}: {r}")
+        groups.setdefault((r["study"], r["variant"]), []).append(r)
+    out = []
+    for (study, variant), members in groups.items():
+        entry = {"study": study, "variant": variant, "seeds": len(members)}
+        for m in metrics:
+            values = [r[m] for r in members if m in r]
+            if not values:
+                continue
+            sd = statistics.stdev(values) if len(values) > 1 else math.nan
+            entry[m] = statistics.fmean(values)
+            entry[f"{m}_std"] = sd
+            entry[f"{m}_sem"] = sd / math.sqrt(len(values))
+        out.append(entry)
+    return out
