@@ -63,7 +63,7 @@ def _jobs(seeds: int):
 
 
 def table(summary: list[dict]) -> str:
-    cols = [("fixed_loss", "fixed-mask loss", 3), ("fixed_accuracy", "fixed-mask acc.", 3),
+    cols = [("fixed_loss", "fixed-mask loss", 3), ("fixed_mask_loss", "at [MASK] only", 3), ("fixed_accuracy", "fixed-mask acc.", 3),
             ("finetune_macro_f1", "fine-tune F1", 3), ("probe_macro_f1", "probe F1", 3),
             ("own_valid_loss", "own-mask loss", 3), ("train_loss", "train loss", 3)]
     head = f"{'study':<11} {'variant':<15} {'n':>2} " + " ".join(f"{title:>17}" for _, title, _ in cols)

@@ -216,8 +216,9 @@ def test_run_variant_on_tiny_data(monkeypatch, tiny):
     tuned = _spy(monkeypatch, finetuning, "finetune")
     variant = STUDIES["corruption"][2]  # 80/0/20
     row = run_variant(variant, 1, tokenizer=tok, corpus=corpus, tasks=tasks, settings=SETTINGS, cache=False)
+    by_fate = {f"fixed_{fate}_{m}" for fate in ("mask", "random", "kept") for m in ("loss", "accuracy")}
     assert set(row) == {"study", "variant", "seed", "own_valid_loss", "train_loss", "fixed_loss", "fixed_accuracy",
-                        "finetune_macro_f1", "probe_macro_f1"}
+                        "finetune_macro_f1", "probe_macro_f1"} | by_fate
     assert (row["study"], row["variant"], row["seed"]) == ("corruption", "80/0/20", 1)
     # pretraining: the cpu-small model, the variant's masking, the settings' steps, the full training set
     [(args, kwargs, result)] = pretrained
@@ -270,3 +271,22 @@ def test_reference_scores_and_errors(tiny):
     with pytest.raises(ValueError, match=r"tasks lacks \['other'\]"):
         run_variant(Variant("x", "y"), 0, tokenizer=tok, corpus=corpus, tasks=tasks,
                     settings=AblationSettings(steps=20, finetune_task="toy", probe_task="other"))
+
+
+def test_evaluate_by_fate_splits_the_fixed_evaluation(tiny):
+    from mlm_lessons.model import EncoderConfig, MaskedLM
+
+    tok, corpus, _ = tiny
+    torch.manual_seed(0)
+    model = MaskedLM(EncoderConfig(vocab_size=tok.vocab_size, max_len=64, d_model=32, n_layers=1, n_heads=2, d_ff=64))
+    config = fixed_eval_config(64).replace(eval_sequences=40)
+    split = ablations.evaluate_by_fate(model, tok, corpus.texts("valid"), config)
+    whole = evaluate(model, eval_batches(tok, corpus.texts("valid"), config), torch.device("cpu"))
+    # the same positions as eval_batches: the overall figures agree, and the parts add up to them
+    assert split["positions"] == whole["positions"] == sum(split[f"{f}_positions"] for f in ("mask", "random", "kept"))
+    assert split["loss"] == pytest.approx(whole["loss"], rel=1e-6) and split["accuracy"] == pytest.approx(whole["accuracy"])
+    weighted = sum(split[f"{f}_loss"] * split[f"{f}_positions"] for f in ("mask", "random", "kept")) / split["positions"]
+    assert weighted == pytest.approx(split["loss"], rel=1e-6)
+    assert split["mask_positions"] > split["random_positions"] > 0 and split["kept_positions"] > 0
+    with pytest.raises(ValueError, match="texts is empty"):
+        ablations.evaluate_by_fate(model, tok, [], config)
