@@ -11,6 +11,7 @@ fills one mask at a time, each choice seen by the next. :func:`generate_causal` 
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -227,8 +228,6 @@ def two_mask_test(model: MaskedLM, tokenizer, texts, *, n: int, reference: Count
     the left one first and then the right one given it. Returns, for both, the share of pairs
     exactly right and the share of predicted pairs that occur as neighbours in ``reference``
     (:func:`piece_bigrams` of the training data)."""
-    import random
-
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if model.config.causal:

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import torch
 
+from .masking import pad_examples
 from .model import MaskedLM
 
 __all__ = ["pseudo_log_likelihood", "pll_of_ids", "causal_log_likelihood", "sentences", "minimal_pairs", "pair_accuracy"]
@@ -71,14 +72,8 @@ def pll_of_ids(model: MaskedLM, sequences: Sequence[Sequence[int]], *, mask_id: 
     model.eval()
     for start in range(0, len(copies), batch_size):
         part = copies[start : start + batch_size]
-        width = max(len(ids) for _, _, ids in part)
-        batch = torch.full((len(part), width), pad_id, dtype=torch.long)
-        keep = torch.zeros_like(batch)
-        for row, (_, t, ids) in enumerate(part):
-            batch[row, : len(ids)] = torch.tensor(ids)
-            keep[row, : len(ids)] = 1
-            batch[row, t] = mask_id
-        logits = model(batch.to(device), keep.to(device)).logits.float()
+        padded = pad_examples([{"input_ids": ids[:t] + [mask_id] + ids[t + 1 :]} for _, t, ids in part], pad_id=pad_id)
+        logits = model(padded["input_ids"].to(device), padded["attention_mask"].to(device)).logits.float()
         rows = torch.arange(len(part), device=device)
         positions = torch.tensor([t for _, t, _ in part], device=device)
         truth = torch.tensor([ids[t] for _, t, ids in part], device=device)
@@ -102,13 +97,8 @@ def causal_log_likelihood(model: MaskedLM, tokenizer, texts: Sequence[str], *, b
     model.eval()
     for start in range(0, len(encoded), batch_size):
         part = encoded[start : start + batch_size]
-        width = max(len(ids) for ids in part)
-        batch = torch.full((len(part), width), tokenizer.pad_id, dtype=torch.long)
-        keep = torch.zeros_like(batch)
-        for row, ids in enumerate(part):
-            batch[row, : len(ids)] = torch.tensor(ids)
-            keep[row, : len(ids)] = 1
-        logp = model(batch.to(device), keep.to(device)).logits.float().log_softmax(-1)
+        padded = pad_examples([{"input_ids": ids} for ids in part], pad_id=tokenizer.pad_id)
+        logp = model(padded["input_ids"].to(device), padded["attention_mask"].to(device)).logits.float().log_softmax(-1)
         for row, ids in enumerate(part):
             # the prediction made at t - 1 for each piece t = 1 … n (the piece after [CLS] up to the last before [SEP])
             targets = torch.tensor(ids[1:-1], device=device)
