@@ -19,7 +19,7 @@ from mlm_lessons.generation import (
 from mlm_lessons.model import EncoderConfig, MaskedLM
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_data import WORDS  # noqa: E402
+from tiny_data import WORDS, confident_model  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,14 +32,7 @@ def tok():
 
 
 def make_model(tok, causal=False, seed=0, max_len=16) -> MaskedLM:
-    torch.manual_seed(seed)
-    m = MaskedLM(EncoderConfig(vocab_size=tok.vocab_size, max_len=max_len, d_model=32, n_layers=2, n_heads=2, d_ff=64,
-                               dropout=0.1, causal=causal))
-    with torch.no_grad():  # large weights: confident predictions that depend on the context (BERT's 0.02 gives ~uniform ones)
-        for p in m.parameters():
-            if p.dim() >= 2:
-                p.normal_(0, 0.5)
-    return m
+    return confident_model(tok, causal=causal, seed=seed, max_len=max_len, std=0.5)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from mlm_lessons.scoring import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_data import WORDS, tiny_tokenizer_and_texts  # noqa: E402
+from tiny_data import WORDS, confident_model, tiny_tokenizer_and_texts  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,14 +31,7 @@ def tok():
 
 
 def make_model(tok, causal: bool) -> MaskedLM:
-    torch.manual_seed(1)
-    m = MaskedLM(EncoderConfig(vocab_size=tok.vocab_size, max_len=24, d_model=32, n_layers=2, n_heads=2, d_ff=64,
-                               dropout=0.1, causal=causal))
-    with torch.no_grad():  # larger weights than BERT's 0.02: scores that depend on the context
-        for p in m.parameters():
-            if p.dim() >= 2:
-                p.normal_(0, 0.3)
-    return m
+    return confident_model(tok, causal=causal, seed=1, max_len=24, std=0.3)
 
 
 @pytest.fixture(scope="module")
