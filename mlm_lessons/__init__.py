@@ -5,8 +5,8 @@ The modules follow the book, each importing only those before it:
 ``model`` (ch. 4) -> ``training`` (ch. 5) -> ``adaptation`` (ch. 7) -> ``tasks`` -> ``finetuning`` (ch. 8)
 -> ``ablations`` (ch. 6, which judges pretraining by fine-tuning); ``generation`` and ``scoring`` (ch. 9)
 build on ``model``;
-``display``, ``plots``, ``widgets``, ``exercises``, ``coursework``, ``hf`` and the command line sit on
-top.
+``display``, ``plots``, ``widgets``, ``explorer`` (the widgets' job in a browser, for the online
+book), ``exercises``, ``coursework``, ``hf`` and the command line sit on top.
 
 The public names below are imported on first use, so that ``import mlm_lessons`` stays light: the
 corpus harvest in particular must run in an interpreter where PyTorch has not been imported
