@@ -155,7 +155,8 @@ def loss_term_explorer(vocab_size: int):
     """Drag the probability the model gives the true token; watch its loss term ``-log p``."""
     import ipywidgets as W
 
-    p = W.FloatLogSlider(value=0.1, base=10, min=-4, max=0, step=0.05, description="p(true token)", readout_format=".3g")
+    p = W.FloatLogSlider(value=0.1, base=10, min=-4, max=0, step=0.05, description="p(true token)", readout_format=".3g",
+                         style={"description_width": "initial"})
     chart = W.Output()
 
     def update(*_):
