@@ -169,3 +169,24 @@ def test_footer_year_extension(monkeypatch):
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     fn(app, config)
     assert event == "config-inited" and priority < 500 and config.copyright == str(time.localtime().tm_year)
+
+
+def test_page_scripts_extension_keeps_one_copy_of_each_script():
+    sys.path.insert(0, str(BOOK / "_ext"))
+    try:
+        import page_scripts
+    finally:
+        sys.path.remove(str(BOOK / "_ext"))
+
+    class Script(str):
+        def __new__(cls, filename, **attributes):
+            s = super().__new__(cls, filename or "")
+            s.filename, s.attributes = filename, attributes
+            return s
+
+    a, b = Script("a.js"), Script("b.js", defer="defer")
+    inline, inline_again = Script(None, body="const X = 1"), Script("", body="const X = 1")
+    other = Script(None, body="const Y = 2")
+    scripts = [a, inline, b, Script("a.js"), inline_again, other, Script("b.js")]
+    assert page_scripts.unique_scripts(scripts) == [a, inline, b, other, Script("b.js")]
+    assert [s.attributes for s in page_scripts.unique_scripts(scripts)][-1] == {}  # b.js without defer differs
