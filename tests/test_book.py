@@ -52,7 +52,14 @@ def test_config():
     assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", REPOSITORY)
     assert {"dollarmath", "amsmath"} <= set(CONFIG["parse"]["myst_enable_extensions"])
-    assert CONFIG["sphinx"]["local_extensions"] == {"footer_year": "book/_ext"}
+    extensions = CONFIG["sphinx"]["local_extensions"]
+    assert set(extensions) == {"footer_year", "masking_explorer", "page_scripts"}
+    assert all((ROOT / folder / f"{name}.py").is_file() for name, folder in extensions.items())
+    # every script the pages load is served from the book itself (the browser tests prove no CDN is asked)
+    sphinx = CONFIG["sphinx"]["config"]
+    static = [ROOT / p for p in sphinx["html_static_path"]]
+    for script in [sphinx["mathjax_path"], *sphinx["nb_ipywidgets_js"]]:
+        assert "://" not in script and any((folder / script).is_file() for folder in static), script
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
