@@ -29,7 +29,7 @@ from .adaptation import check_same_vocabulary
 from .masking import IGNORE_INDEX
 from .model import Encoder, EncoderConfig, MaskedLM
 from .tasks import TaskData, spans_of
-from .training import _mix, param_groups, pick_device
+from .training import _mix, param_groups, pick_device, seed_offset
 
 __all__ = [
     "SequenceClassifier", "TokenClassifier", "ClassifierOutput", "FinetuneConfig", "FinetuneResult",
@@ -122,8 +122,9 @@ class TokenClassifier(_Head):
 
 def build_model(task: TaskData, init: MaskedLM | EncoderConfig, *, pooling: str = "cls", dropout: float = 0.1, seed: int = 0):
     """The head ``task`` needs, on ``init``'s encoder (a pretrained ``MaskedLM``) or on a new one
-    (an ``EncoderConfig``: from scratch). ``seed`` fixes the new weights."""
-    torch.manual_seed(seed)
+    (an ``EncoderConfig``: from scratch). ``seed`` (plus :func:`~mlm_lessons.training.seed_offset`)
+    fixes the new weights."""
+    torch.manual_seed(seed + seed_offset())
     if task.kind == "classification":
         kind, kwargs = SequenceClassifier, {"pooling": pooling, "dropout": dropout}
     elif task.kind == "tagging":
@@ -391,14 +392,15 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
     metric = _main_metric(task)
+    seed = config.seed + seed_offset()  # the data order and dropout of this run
     best = {"score": -math.inf, "step": 0, "state": copy.deepcopy(model.state_dict()), "metrics": {}}
     history, bad, window = [], 0, []
     for step in tqdm(range(total), disable=not progress, desc=f"fine-tuning {task.name}"):
         epoch, k = divmod(step, per_epoch)
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(_mix(config.seed, 31, epoch)))
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(_mix(seed, 31, epoch)))
         batch = _collate([train[i] for i in order[k * config.batch_size : (k + 1) * config.batch_size].tolist()],
                          tokenizer.pad_id, task.kind)
-        torch.manual_seed(_mix(config.seed, 37, step))  # this step's dropout
+        torch.manual_seed(_mix(seed, 37, step))  # this step's dropout
         if config.freeze_encoder:
             model.encoder.eval()
         out = model(**{key: v.to(device) for key, v in batch.items()})

@@ -36,7 +36,7 @@ from .objective import masked_lm_loss
 __all__ = [
     "TrainConfig", "PRESETS", "preset", "pretrain", "PretrainResult", "evaluate", "pick_device",
     "save_checkpoint", "load_checkpoint", "load_run", "peak_flops", "set_training_seed", "run_cache_key",
-    "eval_batches", "param_groups", "static_mask",
+    "eval_batches", "param_groups", "static_mask", "seed_offset", "SEED_OFFSET_ENV",
 ]
 
 CHECKPOINT = "checkpoint.pt"
@@ -222,6 +222,33 @@ def _mix(*parts: int) -> int:
     for p in parts:
         h = (h ^ (p + 0x632BE59BD9B4E019 + (h << 6) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
     return h & 0x7FFFFFFFFFFFFFFF
+
+
+#: Environment variable that shifts every training seed (see :func:`seed_offset`).
+SEED_OFFSET_ENV = "MLM_LESSONS_SEED_OFFSET"
+
+
+def seed_offset() -> int:
+    """The number ``$MLM_LESSONS_SEED_OFFSET`` adds to every training seed (0 when it is unset).
+
+    It moves what training draws – initial weights, data order, the masks of each step, dropout,
+    a fine-tuning head's initialisation – to another run of the same recipe, without touching a
+    line of the code that asked for ``seed=0``. Measuring instruments keep their seeds: the fixed
+    evaluation mask, subsamples of labels, sampling from a trained model. The book's tests run the
+    notebooks with an offset, so an output that depends on one particular training run cannot pass
+    as an exact one.
+    """
+    raw = os.environ.get(SEED_OFFSET_ENV, "").strip()
+    if not raw:
+        return 0
+    try:
+        offset = int(raw)
+    except ValueError:
+        offset = -1
+    if offset < 0:
+        raise ValueError(f"{SEED_OFFSET_ENV}={raw!r} must be a whole number >= 0 (the shift added to training seeds); "
+                         f"unset it, or set it to 0, for the seeds as written")
+    return offset
 
 
 def set_training_seed(seed: int) -> None:
@@ -484,6 +511,8 @@ def pretrain(
         raise ValueError("early stopping (patience) cannot be combined with resume or stop_after; run it in one go")
     if cache and (out_dir is not None or resume or stop_after is not None):
         raise ValueError("cache=True chooses its own run directory; do not pass out_dir, resume or stop_after with it")
+    offset = seed_offset()
+    seed = config.seed + offset  # what training draws; the evaluation mask keeps config.seed
     rank, world, local_rank = _dist_info()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() and config.device != "cpu" else "gloo")
@@ -501,7 +530,8 @@ def pretrain(
     train_texts, valid_texts = list(train_texts), list(valid_texts)
     if cache:
         key = run_cache_key(model, tokenizer, train_texts, valid_texts, config, device, also_evaluate=also_evaluate,
-                            patience=patience, min_delta=min_delta, eval_at_start=eval_at_start, world=world)
+                            patience=patience, min_delta=min_delta, eval_at_start=eval_at_start, world=world,
+                            seed_offset=offset)
         out_dir = cache_dir() / "runs" / key
         found = _cached_result(out_dir, MaskedLM(model.config if isinstance(model, MaskedLM) else model), config.max_steps)
         if found is not None:
@@ -511,7 +541,7 @@ def pretrain(
             found.model.to(device)
             return found
     if isinstance(model, EncoderConfig):
-        set_training_seed(config.seed)
+        set_training_seed(seed)
         model = MaskedLM(model)
     if model.config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"the model's vocab_size={model.config.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
@@ -543,6 +573,9 @@ def pretrain(
             raise ValueError("the checkpoint's model configuration differs from this model's; resume with the same preset")
         if ckpt.get("stopped_at") is not None:
             raise ValueError(f"the run in {str(out_dir)!r} stopped early at step {ckpt['stopped_at']}; there is nothing to resume")
+        if ckpt.get("seed_offset", 0) != offset:
+            raise ValueError(f"the run in {str(out_dir)!r} was trained with {SEED_OFFSET_ENV}={ckpt.get('seed_offset', 0)}, "
+                             f"this session has {offset}; resume with the same value, or the rest of the run draws other data")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -591,14 +624,15 @@ def pretrain(
             out_dir / CHECKPOINT, format=1, step=step, model=_unwrap(model).state_dict(),
             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
             rng=rng, model_config=model.config.to_dict(), train_config=config.to_dict(), history=history,
-            best_step=best["step"], stopped_at=stopped_at,
+            best_step=best["step"], stopped_at=stopped_at, seed_offset=offset,
         )
         (out_dir / METRICS).write_text(json.dumps(history, indent=1))
-        (out_dir / CONFIG).write_text(json.dumps({"model": model.config.to_dict(), "train": config.to_dict(),
+        (out_dir / CONFIG).write_text(json.dumps({"model": model.config.to_dict(), "train": config.to_dict(), "seed_offset": offset,
                                                   "precision": precision, "device": str(device), "processes": world}, indent=1))
         tokenizer.save(out_dir / TOKENIZER)
 
     micro = config.batch_size // (config.grad_accum * world)
+    static_config = config.replace(seed=seed)  # static masks are training draws too
     flops = flops_per_token(model.config, config.max_length, 1.0 if config.objective == "causal" else config.masking.mask_ratio)
     peak = peak_flops(device, precision)
     end = config.max_steps if stop_after is None else min(config.max_steps, stop_after)
@@ -611,21 +645,21 @@ def pretrain(
         should_stop(run_evaluation(0) if rank == 0 else False)
     for step in bar:
         t0 = time.perf_counter()
-        set_training_seed(_mix(config.seed, rank, step))  # dropout of this step, on this rank
-        indices = _step_indices(len(train), config.batch_size, config.seed, step)[rank::world]
+        set_training_seed(_mix(seed, rank, step))  # dropout of this step, on this rank
+        indices = _step_indices(len(train), config.batch_size, seed, step)[rank::world]
         batches = []
         for m in range(config.grad_accum):
             part_indices = indices[m * micro : (m + 1) * micro]
             examples = [train[i] for i in part_indices]
             if config.static_masks:  # the same masks for sequence i in every epoch e with the same e % k
                 copy = (step // max(1, len(train) // config.batch_size)) % config.static_masks
-                examples = [static_mask(ex, i, copy, config, tokenizer) for ex, i in zip(examples, part_indices)]
+                examples = [static_mask(ex, i, copy, static_config, tokenizer) for ex, i in zip(examples, part_indices)]
             b = pad_examples(examples, pad_id=tokenizer.pad_id, pad_to_multiple_of=8 if device.type == "cuda" else None)
             word_ids = b.pop("word_ids", None)
             if config.objective == "causal":
                 b["labels"] = next_token_labels(b["input_ids"], b["attention_mask"])
             elif not config.static_masks:
-                gen = torch.Generator().manual_seed(_mix(config.seed, rank, step, m, 1))
+                gen = torch.Generator().manual_seed(_mix(seed, rank, step, m, 1))
                 b["input_ids"], b["labels"] = mask_tokens(
                     b["input_ids"], config.masking, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
                     special_ids=tokenizer.special_ids, generator=gen, word_ids=word_ids,

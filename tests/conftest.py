@@ -7,6 +7,14 @@ import pytest
 import mlm_lessons as mlm
 
 
+@pytest.fixture(autouse=True)
+def seeds_as_written(monkeypatch):
+    """Unit tests train with the seeds they write: no offset from the caller's environment, and
+    the chapters' claims raise."""
+    monkeypatch.delenv("MLM_LESSONS_SEED_OFFSET", raising=False)
+    monkeypatch.delenv("MLM_LESSONS_CLAIMS", raising=False)
+
+
 @pytest.fixture(scope="session")
 def corpora() -> dict[str, mlm.Corpus]:
     return {name: mlm.load_corpus(name) for name in mlm.CORPUS_NAMES}

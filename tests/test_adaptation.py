@@ -337,7 +337,7 @@ def test_pretrain_cache(tiny_texts, tmp_path, monkeypatch):
     assert first.cached is False and second.cached is True
     assert first.out_dir == second.out_dir and first.out_dir.parent == tmp_path / "runs"
     assert first.out_dir.name == run_cache_key(config, tok, train, valid, tiny_config(max_steps=4), "cpu", also_evaluate={},
-                                               patience=None, min_delta=0.0, eval_at_start=False, world=1)
+                                               patience=None, min_delta=0.0, eval_at_start=False, world=1, seed_offset=0)
     assert same_state(first.model.state_dict(), second.model.state_dict())
     assert second.history == first.history == json.loads((first.out_dir / "metrics.json").read_text())
     other_seed = pretrain(config, tok, train, valid, tiny_config(max_steps=4, seed=2), cache=True, progress=False)

@@ -429,6 +429,25 @@ def test_finetune_is_reproducible_and_stops_early(word_tok):
     assert len(runs[0].history) == 2 and runs[0].best_step == 2
 
 
+def test_seed_offset_moves_the_head_and_the_data_order(word_tok, monkeypatch):
+    """MLM_LESSONS_SEED_OFFSET=k gives the run that seed + k gives; the label subsample is not moved."""
+    task = classification_task()
+    config = tiny_config(vocab_size=word_tok.vocab_size)
+
+    def run(seed):
+        return finetune(build_model(task, config, seed=seed), word_tok, task, ft_config(seed=seed, max_steps=20), evaluate_test=False)
+
+    monkeypatch.delenv("MLM_LESSONS_SEED_OFFSET", raising=False)
+    plain, next_seed = run(0), run(1)
+    monkeypatch.setenv("MLM_LESSONS_SEED_OFFSET", "1")
+    shifted = run(0)
+    assert shifted.history == next_seed.history and shifted.history != plain.history
+    assert all(torch.equal(a, b) for a, b in zip(shifted.model.state_dict().values(), next_seed.model.state_dict().values()))
+    with_offset = task.subsample(5, seed=0).train
+    monkeypatch.delenv("MLM_LESSONS_SEED_OFFSET")
+    assert with_offset == task.subsample(5, seed=0).train
+
+
 def test_finetune_errors(word_tok):
     task = classification_task()
     config = tiny_config(vocab_size=word_tok.vocab_size)

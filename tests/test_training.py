@@ -14,7 +14,7 @@ import mlm_lessons as mlm
 from mlm_lessons.cli import main
 from mlm_lessons.model import EncoderConfig
 from mlm_lessons.training import (
-    PRESETS, TrainConfig, _lr_lambda, evaluate, load_checkpoint, load_run, peak_flops, preset, pretrain,
+    PRESETS, TrainConfig, _lr_lambda, eval_batches, evaluate, load_checkpoint, load_run, peak_flops, preset, pretrain,
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -120,8 +120,6 @@ def test_checkpoint_holds_everything_and_loads_safely(tmp_path):
 
 
 def test_evaluation_uses_a_fixed_mask():
-    from mlm_lessons.training import eval_batches
-
     tok, _, valid = tiny_tokenizer_and_texts()
     config = tiny_config()
     a, b = eval_batches(tok, valid, config), eval_batches(tok, valid, config)
@@ -131,6 +129,55 @@ def test_evaluation_uses_a_fixed_mask():
     model = MaskedLM(EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL))
     first, second = evaluate(model, a, torch.device("cpu")), evaluate(model, a, torch.device("cpu"))
     assert first == second and first["perplexity"] == pytest.approx(torch.tensor(first["loss"]).exp().item())
+
+
+def test_seed_offset_moves_what_training_draws_but_not_the_evaluation_mask(tmp_path, monkeypatch):
+    tok, train, valid = tiny_tokenizer_and_texts()
+    model_config = EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL)  # dropout 0.1: every draw matters
+    monkeypatch.delenv("MLM_LESSONS_SEED_OFFSET", raising=False)
+    plain = pretrain(model_config, tok, train, valid, tiny_config(seed=1), out_dir=tmp_path / "plain", progress=False)
+    next_seed = pretrain(model_config, tok, train, valid, tiny_config(seed=2), progress=False)
+    monkeypatch.setenv("MLM_LESSONS_SEED_OFFSET", "1")
+    shifted = pretrain(model_config, tok, train, valid, tiny_config(seed=1), out_dir=tmp_path / "shifted", progress=False)
+    # the weights are those of seed 2: initialisation, data order, masks and dropout all moved ...
+    for (name, a), b in zip(shifted.model.named_parameters(), next_seed.model.parameters()):
+        assert torch.equal(a, b), name
+    assert not all(torch.equal(a, b) for a, b in zip(shifted.model.parameters(), plain.model.parameters()))
+    # ... while the evaluation mask stayed that of seed 1: the same positions are scored
+    positions = {e["step"]: e for e in shifted.evaluations()}
+    assert [e["step"] for e in plain.evaluations()] == list(positions)
+    assert evaluate(shifted.model, eval_batches(tok, valid, tiny_config(seed=1)), torch.device("cpu"))["loss"] == \
+        pytest.approx(positions[6]["valid_loss"])
+    assert load_checkpoint(tmp_path / "shifted" / "checkpoint.pt")["seed_offset"] == 1
+    assert json.loads((tmp_path / "shifted" / "config.json").read_text())["seed_offset"] == 1
+    # a run is resumed with the offset it was started with
+    pretrain(model_config, tok, train, valid, tiny_config(seed=1), out_dir=tmp_path / "split", stop_after=3, progress=False)
+    monkeypatch.setenv("MLM_LESSONS_SEED_OFFSET", "0")
+    with pytest.raises(ValueError, match="was trained with MLM_LESSONS_SEED_OFFSET=1, this session has 0"):
+        pretrain(model_config, tok, train, valid, tiny_config(seed=1), out_dir=tmp_path / "split", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("raw", ["one", "-1", "1.5"])
+def test_a_bad_seed_offset_is_refused(raw, monkeypatch):
+    from mlm_lessons.training import seed_offset
+
+    monkeypatch.setenv("MLM_LESSONS_SEED_OFFSET", raw)
+    with pytest.raises(ValueError, match=f"MLM_LESSONS_SEED_OFFSET='{raw}' must be a whole number >= 0"):
+        seed_offset()
+    monkeypatch.setenv("MLM_LESSONS_SEED_OFFSET", " ")
+    assert seed_offset() == 0
+
+
+def test_the_run_cache_keeps_runs_of_different_offsets_apart(tmp_path, monkeypatch):
+    tok, train, valid = tiny_tokenizer_and_texts()
+    model_config = EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL)
+    monkeypatch.setenv("MLM_LESSONS_CACHE", str(tmp_path))
+    monkeypatch.delenv("MLM_LESSONS_SEED_OFFSET", raising=False)
+    first = pretrain(model_config, tok, train, valid, tiny_config(), cache=True, progress=False)
+    assert not first.cached and pretrain(model_config, tok, train, valid, tiny_config(), cache=True, progress=False).cached
+    monkeypatch.setenv("MLM_LESSONS_SEED_OFFSET", "3")
+    other = pretrain(model_config, tok, train, valid, tiny_config(), cache=True, progress=False)
+    assert not other.cached and other.out_dir != first.out_dir
 
 
 def test_ddp_on_two_cpu_processes(tmp_path):
