@@ -6,7 +6,8 @@ The modules follow the book, each importing only those before it:
 -> ``ablations`` (ch. 6, which judges pretraining by fine-tuning); ``generation`` and ``scoring`` (ch. 9)
 build on ``model``;
 ``display``, ``plots``, ``widgets``, ``explorer`` (the widgets' job in a browser, for the online
-book), ``exercises``, ``coursework``, ``hf`` and the command line sit on top.
+book), ``exercises``, ``claims`` (the chapters' tolerant checks of trained models), ``coursework``,
+``hf`` and the command line sit on top.
 
 The public names below are imported on first use, so that ``import mlm_lessons`` stays light: the
 corpus harvest in particular must run in an interpreter where PyTorch has not been imported
@@ -27,6 +28,7 @@ _EXPORTS = {
                 "mask_once", "mask_tokens", "mask_tokens_explained", "num_to_select"],
     "objective": ["masked_accuracy", "masked_lm_loss", "perplexity", "token_counts", "uniform_baseline",
                   "unigram_baseline"],
+    "claims": ["claim"],
     "exercises": ["check"],
     "coursework": ["student_edition"],
 }

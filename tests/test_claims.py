@@ -1,0 +1,75 @@
+"""The chapters' tolerant checks of trained models: mlm_lessons.claims."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mlm_lessons import claims
+from mlm_lessons.claims import claim
+
+
+@pytest.fixture(autouse=True)
+def fresh_record(monkeypatch):
+    monkeypatch.delenv(claims.CLAIMS_ENV, raising=False)
+    claims.reset()
+    yield
+    claims.reset()
+
+
+def test_a_claim_that_holds_is_recorded_and_returns_true():
+    assert claim("gap to unigram (nats)", 0.31, above=0.2) is True
+    assert claim("share", torch.tensor(0.4), above=0.1, below=0.5) is True  # tensors and numpy scalars convert
+    assert claims.recorded() == [
+        {"name": "gap to unigram (nats)", "value": 0.31, "above": 0.2, "below": None, "holds": True},
+        {"name": "share", "value": pytest.approx(0.4), "above": 0.1, "below": 0.5, "holds": True},
+    ]
+
+
+@pytest.mark.parametrize("value, bounds, missed", [
+    (0.2, {"above": 0.2}, "is not above 0.2"),          # the bound itself is not enough: strictly above
+    (0.7, {"below": 0.5}, "is not below 0.5"),
+    (0.05, {"above": 0.1, "below": 0.5}, "is not above 0.1 and below 0.5"),
+])
+def test_a_claim_that_fails_names_itself_the_value_and_the_bound(value, bounds, missed):
+    with pytest.raises(AssertionError, match=f"claim 'the margin' does not hold: {value:.4g} {missed}"):
+        claim("the margin", value, **bounds)
+    assert claims.recorded()[-1]["holds"] is False
+
+
+def test_record_mode_notes_failures_and_goes_on(monkeypatch):
+    monkeypatch.setenv(claims.CLAIMS_ENV, "record")
+    assert claim("too small", 0.01, above=0.2) is False
+    assert claim("fine", 1.0, above=0.2) is True
+    assert [c["holds"] for c in claims.recorded()] == [False, True]
+    claims.reset()
+    assert claims.recorded() == []
+
+
+@pytest.mark.parametrize("args, kwargs, message", [
+    (("", 1.0), {"above": 0}, "a claim needs a name"),
+    (("x", 1.0), {}, "needs a bound"),
+    (("x", True), {"above": 0}, "turn a comparison into a margin"),
+    (("x", "0.5"), {"above": 0}, "the value must be a number, got str"),
+    (("x", math.nan), {"above": 0}, "the value is NaN"),
+    (("x", 1.0), {"above": 2, "below": 1}, "above=2 must be smaller than below=1"),
+])
+def test_bad_claims_are_refused(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        claim(*args, **kwargs)
+    assert claims.recorded() == []
+
+
+def test_an_unknown_mode_is_refused(monkeypatch):
+    monkeypatch.setenv(claims.CLAIMS_ENV, "lenient")
+    with pytest.raises(ValueError, match="MLM_LESSONS_CLAIMS='lenient' must be 'check'"):
+        claim("x", 2.0, above=1.0)  # refused even when the claim holds
+
+
+def test_a_note_records_a_number_without_judging_it():
+    assert claims.note("rise difference", -0.02) == -0.02
+    assert claims.recorded() == [{"name": "rise difference", "value": -0.02, "above": None, "below": None, "holds": None}]
+    with pytest.raises(ValueError, match="the value must be a number, got NoneType"):
+        claims.note("rise difference", None)
