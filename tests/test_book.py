@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -152,8 +153,15 @@ def test_readme_commands_and_colab_links():
     assert "pip install -r requirements.txt && jupyter-book build ." in readme
     assert re.search(r"^pytest$", readme, re.M)
     ci = (ROOT / ".ci" / "run").read_text()
+    # CI is a new user's machine: its own virtual environment and home, an empty cache, then the
+    # README's two commands exactly as written (and the book once more with warnings as errors)
+    assert re.search(r"^pip install -r requirements\.txt && jupyter-book build \.$", ci, re.M)
     assert re.search(r"^pytest$", ci, re.M) and "jupyter-book build . -W -n --keep-going" in ci
-    assert 'pip install --quiet "torch==2.13.0"' in ci.split("requirements.txt")[0]
+    assert 'pip install --quiet "torch==2.13.0"' in ci.split("pip install -r requirements.txt")[0]
+    setup = ci.split("pip install -r requirements.txt")[0]
+    assert '-m venv "$fresh/venv"' in setup and 'source "$fresh/venv/bin/activate"' in setup
+    assert 'export MLM_LESSONS_CACHE="$fresh/cache"' in setup and 'export HOME="$fresh/home"' in setup
+    assert "MLM_LESSONS_SEED_OFFSET" in setup.split("unset", 1)[1].split("\n\n")[0], "the tests choose the seed offset"
     slug = REPOSITORY.removeprefix("https://github.com/")
     links = re.findall(r"https://colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/main/(book/[\w.-]+\.ipynb)", readme)
     assert links and {s for s, _ in links} == {slug}
@@ -213,3 +221,59 @@ def test_page_scripts_extension_keeps_one_copy_of_each_script():
     scripts = [a, inline, b, Script("a.js"), inline_again, other, Script("b.js")]
     assert page_scripts.unique_scripts(scripts) == [a, inline, b, other, Script("b.js")]
     assert [s.attributes for s in page_scripts.unique_scripts(scripts)][-1] == {}  # b.js without defer differs
+
+
+GUARD_NOTEBOOK = [
+    """import mlm_lessons as mlm
+from mlm_lessons.model import EncoderConfig
+from mlm_lessons.training import TrainConfig, pretrain
+
+words = "the tensor of a gradient returns new shape with same size input output".split()
+tok = mlm.tokenizer_from_vocab(words + ["."])
+texts = [" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(4 + i % 6)) + " ." for i in range(64)]
+run = pretrain(EncoderConfig(vocab_size=tok.vocab_size, max_len=16, d_model=16, n_layers=1, n_heads=2, d_ff=32), tok, texts,
+               texts[:16], TrainConfig(max_steps=4, batch_size=8, max_length=16, warmup_steps=1, eval_every=4,
+                                       eval_sequences=16, device="cpu"), progress=False)""",
+    "# NBVAL_CHECK_OUTPUT\nprint(f\"validation loss {run.history[-1]['valid_loss']:.6f}\")",
+    "# NBVAL_CHECK_OUTPUT\nprint(run.model.num_parameters(), \"parameters\")",
+]
+
+
+@pytest.mark.slow
+def test_the_guard_fails_a_checked_output_of_a_trained_model(tmp_path, monkeypatch):
+    """The guard of the rule for ``# NBVAL_CHECK_OUTPUT``: ``book/conftest.py`` makes the kernels
+    train with other seeds than the stored outputs did, so a checked float of a trained model fails,
+    while a checked integer (the parameter count) still passes."""
+    import shutil
+    import subprocess
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    shutil.copy(BOOK / "conftest.py", tmp_path / "conftest.py")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in GUARD_NOTEBOOK])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    monkeypatch.delenv("MLM_LESSONS_SEED_OFFSET", raising=False)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbformat.write(nb, tmp_path / "guard.ipynb")
+
+    def pytest_on_it(**env):
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax", "-q", "guard.ipynb"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+        return proc.returncode, proc.stdout[-3000:]
+
+    code, out = pytest_on_it()
+    assert code == 1 and "1 failed, 2 passed" in out and "guard.ipynb::Cell 1" in out, out
+    code, out = pytest_on_it(MLM_LESSONS_SEED_OFFSET="0")  # the stored outputs' own seeds: all exact
+    assert code == 0 and "3 passed" in out, out
+
+
+def test_the_guard_shifts_the_seeds_the_package_reads():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("book_conftest", BOOK / "conftest.py")
+    book_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(book_conftest)
+    from mlm_lessons.training import SEED_OFFSET_ENV
+
+    assert book_conftest.SEED_OFFSET_ENV == SEED_OFFSET_ENV and int(book_conftest.CHECK_SEED_OFFSET) > 0
