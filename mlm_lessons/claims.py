@@ -35,12 +35,13 @@ def _mode() -> str:
     return mode
 
 
-def claim(name: str, value: float, *, above: float | None = None, below: float | None = None) -> bool:
+def claim(name: str, value: float, *, above: float | None = None, below: float | None = None) -> None:
     """Check that ``value`` lies strictly above ``above`` and/or strictly below ``below``.
 
-    Returns True when it does. When it does not, raises ``AssertionError`` naming the claim, the
-    value and the bound it missed (or, with ``MLM_LESSONS_CLAIMS=record``, returns False). Either
-    way the claim is recorded (:func:`recorded`).
+    When it does not, raises ``AssertionError`` naming the claim, the value and the bound it missed
+    (with ``MLM_LESSONS_CLAIMS=record``, goes on instead). Either way the claim is recorded with
+    whether it held (:func:`recorded`). Like ``assert`` it returns nothing, so a notebook cell that
+    ends with a claim shows no output.
     """
     mode = _mode()
     if not isinstance(name, str) or not name.strip():
@@ -60,18 +61,16 @@ def claim(name: str, value: float, *, above: float | None = None, below: float |
     if not holds and mode == "check":
         bounds = " and ".join(f"{word} {bound:g}" for word, bound in (("above", above), ("below", below)) if bound is not None)
         raise AssertionError(f"claim {name!r} does not hold: {value:.4g} is not {bounds}")
-    return holds
 
 
-def note(name: str, value: float) -> float:
+def note(name: str, value: float) -> None:
     """Record a measured number without a bound: one the prose calls noise, or only reports, whose
-    spread over runs the measurement script should show. Returns the value."""
+    spread over runs the measurement script should show."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"a note needs a name that says what is measured, got {name!r}")
     if isinstance(value, bool) or not hasattr(value, "__float__"):
         raise ValueError(f"note {name!r}: the value must be a number, got {type(value).__name__}")
     _RECORD.append({"name": name, "value": float(value), "above": None, "below": None, "holds": None})
-    return float(value)
 
 
 def recorded() -> list[dict]:

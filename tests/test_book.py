@@ -93,6 +93,8 @@ def test_notebook_is_stored_executed_and_clean(nb_path):
             assert not MACHINE_PATH.search(blob), f"a path of this machine: {MACHINE_PATH.search(blob).group(0)}"
             if out.get("name") == "stderr":
                 assert "Warning" not in out["text"] and "warn" not in "".join(out["text"]).lower()
+    hidden = [c for c in cells if "remove-cell" in c.get("metadata", {}).get("tags", [])]
+    assert all(not c["outputs"] for c in hidden), "hidden cells check; they show nothing (a stray value is stored, never seen)"
     assert nb_path.stat().st_size < 3_000_000
 
 
