@@ -492,6 +492,10 @@ def pretrain(
     ``min_delta`` in ``k`` evaluations in a row, and returns (and saves) the best weights.
     ``cache=True`` keeps the finished run under the cache directory, keyed by everything that
     decides its result (:func:`run_cache_key`), and loads it instead of training when it exists.
+
+    What training draws – the initial weights, the data order, the masks and the dropout of every
+    step – comes from ``config.seed`` plus :func:`seed_offset` (``$MLM_LESSONS_SEED_OFFSET``); the
+    evaluation mask comes from ``config.seed`` alone.
     """
     from tqdm.auto import tqdm
 
