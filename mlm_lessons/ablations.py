@@ -20,10 +20,8 @@ import math
 import statistics
 from dataclasses import dataclass
 
-import torch
-
-from .masking import Fate, MaskingConfig, mask_tokens_explained, pad_examples
-from .training import TrainConfig, _mix, preset, pretrain
+from .masking import MaskingConfig
+from .training import TrainConfig, eval_batches, evaluate, preset, pretrain
 
 __all__ = ["Variant", "STUDIES", "AblationSettings", "run_variant", "reference_scores", "summarize", "fixed_eval_config",
            "evaluate_by_fate"]
@@ -93,52 +91,14 @@ def fixed_eval_config(max_length: int = 64) -> TrainConfig:
     return TrainConfig(max_length=max_length, eval_sequences=512, seed=0, masking=MaskingConfig())
 
 
-@torch.no_grad()
 def evaluate_by_fate(model, tokenizer, texts, config: TrainConfig | None = None, batch_size: int = 64) -> dict:
     """Masked-token loss and accuracy on validation text masked once as ``eval_batches`` masks it
     (same seed, same positions), overall and split by what the position holds: ``[MASK]``, a random
     token, or its own token kept. The split tells apart predicting from context (``mask``) from
     repairing a wrong token (``random``) and copying a visible one (``kept``)."""
     config = config or fixed_eval_config()
-    examples = tokenizer.encode_chunks(texts, max_length=config.max_length)[: config.eval_sequences]
-    if not examples:
-        raise ValueError("the validation texts give no sequence to evaluate on")
-    gen = torch.Generator().manual_seed(_mix(config.seed, 424242))  # the generator of eval_batches
-    masked, fates = [], []
-    for ex in examples:  # one example at a time, as mask_once does: the same draws
-        out = mask_tokens_explained(torch.as_tensor(ex["input_ids"])[None], config.masking, mask_token_id=tokenizer.mask_id,
-                                    vocab_size=tokenizer.vocab_size, special_ids=tokenizer.special_ids, generator=gen)
-        masked.append({"input_ids": out.inputs[0].tolist(), "labels": out.labels[0].tolist()})
-        fates.append(out.fate[0])
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    sums = {name: [0.0, 0, 0] for name in ("all", "mask", "random", "kept")}  # loss sum, right, count
-    for i in range(0, len(masked), batch_size):
-        b = pad_examples(masked[i : i + batch_size], pad_id=tokenizer.pad_id)
-        fate = torch.full_like(b["labels"], Fate.UNTOUCHED)
-        for row, f in enumerate(fates[i : i + batch_size]):
-            fate[row, : len(f)] = f
-        logits = model(b["input_ids"].to(device), b["attention_mask"].to(device)).logits.float()
-        labels = b["labels"].to(device)
-        fate = fate.to(device)
-        for name, code in (("mask", Fate.MASKED), ("random", Fate.RANDOM), ("kept", Fate.KEPT)):
-            where = fate == code
-            if where.any():
-                loss = torch.nn.functional.cross_entropy(logits[where], labels[where], reduction="sum").item()
-                right = int((logits[where].argmax(-1) == labels[where]).sum())
-                for key in (name, "all"):
-                    sums[key][0] += loss
-                    sums[key][1] += right
-                    sums[key][2] += int(where.sum())
-    model.train(was_training)
-    out = {}
-    for name, (loss, right, count) in sums.items():
-        prefix = "" if name == "all" else f"{name}_"
-        out[f"{prefix}loss"] = loss / count if count else float("nan")
-        out[f"{prefix}accuracy"] = right / count if count else float("nan")
-        out[f"{prefix}positions"] = count
-    return out
+    return evaluate(model, eval_batches(tokenizer, texts, config, batch_size=batch_size), device)
 
 
 def _train_texts(corpus, variant: Variant, settings: AblationSettings) -> list[str]:
@@ -161,14 +121,15 @@ def run_variant(variant: Variant, seed: int, *, tokenizer, corpus, tasks: dict, 
         raise ValueError(f"tasks lacks {sorted(missing)}; pass {{name: load_task(name)}} for each")
     model_config, train_config = preset("cpu-small", tokenizer.vocab_size, max_steps=settings.steps,
                                         eval_every=settings.steps, seed=seed)
-    train_config = train_config.replace(masking=variant.masking(), static_masks=variant.static_masks)
+    # its own validation loss on its own masking (the fixed evaluation below is the comparable one)
+    train_config = train_config.replace(masking=variant.masking(), eval_masking=None, static_masks=variant.static_masks)
     result = pretrain(model_config, tokenizer, _train_texts(corpus, variant, settings), corpus.texts("valid"),
                       train_config, cache=cache, progress=progress)
     last_train = [h["train_loss"] for h in result.history if "train_loss" in h][-1]
     fixed = evaluate_by_fate(result.model, tokenizer, corpus.texts("valid"), fixed_eval_config(train_config.max_length))
     row = {"study": variant.study, "variant": variant.name, "seed": seed,
            "own_valid_loss": result.history[-1]["valid_loss"], "train_loss": last_train,
-           **{f"fixed_{k}": v for k, v in fixed.items() if not k.endswith("positions")}}
+           **{f"fixed_{k}": v for k, v in fixed.items() if k.endswith(("loss", "accuracy"))}}
     row.update(_downstream(result.model, seed, tokenizer=tokenizer, tasks=tasks, settings=settings))
     return row
 

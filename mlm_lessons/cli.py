@@ -116,8 +116,9 @@ def cmd_pretrain(args) -> int:
         return 0  # under torchrun, rank 0 reports
     last = result.evaluations()[-1] if result.evaluations() else None
     if last:
-        print(f"step {last['step']}: valid loss {last['valid_loss']:.3f}, accuracy {last['valid_accuracy']:.3f}, "
-              f"perplexity {last['valid_perplexity']:.1f}")
+        print(f"step {last['step']}: at [MASK] positions valid loss {last['valid_mask_loss']:.3f}, "
+              f"accuracy {last['valid_mask_accuracy']:.3f}; at every labelled position (with random and kept "
+              f"tokens) loss {last['valid_loss']:.3f}, accuracy {last['valid_accuracy']:.3f}")
     print(f"run written to {out} (checkpoint.pt, tokenizer.json, metrics.json, config.json); presets: {', '.join(PRESETS)}")
     return 0
 
@@ -151,8 +152,9 @@ def cmd_dapt(args) -> int:
                   patience=args.patience, out_dir=args.out, progress=not args.quiet)
     evals = result.evaluations()
     best = next(e for e in evals if e["step"] == (result.best_step if result.best_step is not None else evals[-1]["step"]))
-    rows = [{"": "before (step 0)", f"{domain.name} loss": evals[0]["valid_loss"], f"{general.name} loss": evals[0]["general_loss"]},
-            {"": f"kept (step {best['step']})", f"{domain.name} loss": best["valid_loss"], f"{general.name} loss": best["general_loss"]}]
+    rows = [{"": label, f"{domain.name} [MASK] loss": e["valid_mask_loss"], f"{general.name} [MASK] loss": e["general_mask_loss"],
+             f"{domain.name} loss (all labelled)": e["valid_loss"]}
+            for label, e in (("before (step 0)", evals[0]), (f"kept (step {best['step']})", best))]
     print(Table(rows, digits=3))
     if result.stopped_at:
         print(f"stopped early at step {result.stopped_at}: no improvement on {domain.name} for {args.patience} evaluations")

@@ -51,6 +51,10 @@ def to_transformers(model: MaskedLM):
             f"(LayerNorm before each sublayer, which BERT does not have). Train with "
             f"EncoderConfig(..., norm='post') to export."
         )
+    if model.config.positions != "learned":
+        raise ValueError(f"only positions='learned' models match BertForMaskedLM (one trained vector per position); this "
+                         f"one has positions={model.config.positions!r}. Train with EncoderConfig(..., positions='learned', "
+                         f"norm='post') to export to BERT's layout.")
     if model.config.causal:
         raise ValueError("this model is causal (causal=True): BertForMaskedLM attends both ways, so it would not "
                          "compute the same logits; only bidirectional models can be exported")

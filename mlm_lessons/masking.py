@@ -302,8 +302,9 @@ def mask_tokens(
 def pad_examples(examples: Sequence[dict], *, pad_id: int, pad_to_multiple_of: int | None = None) -> dict:
     """Pad examples ``{"input_ids": [...], "word_ids"?: [...], "labels"?: [...]}`` to a batch.
 
-    Returns ``input_ids`` and ``attention_mask`` (and ``labels``, padded with -100) as LongTensors,
-    and ``word_ids`` padded with None when every example has them.
+    Returns ``input_ids`` and ``attention_mask`` (and ``labels``, padded with -100, and ``fate``,
+    padded with ``Fate.UNTOUCHED``, when every example has them) as LongTensors, and ``word_ids``
+    padded with None when every example has them.
     """
     if not examples:
         raise ValueError("cannot pad an empty list of examples")
@@ -325,6 +326,11 @@ def pad_examples(examples: Sequence[dict], *, pad_id: int, pad_to_multiple_of: i
         for i, ex in enumerate(examples):
             labels[i, : len(ex["labels"])] = torch.as_tensor(ex["labels"], dtype=torch.long)
         batch["labels"] = labels
+    if all("fate" in ex for ex in examples):
+        fate = torch.full((len(examples), width), Fate.UNTOUCHED, dtype=torch.long)
+        for i, ex in enumerate(examples):
+            fate[i, : len(ex["fate"])] = torch.as_tensor(ex["fate"], dtype=torch.long)
+        batch["fate"] = fate
     if all("word_ids" in ex for ex in examples):
         batch["word_ids"] = [list(ex["word_ids"]) + [None] * (width - len(ex["word_ids"])) for ex in examples]
     return batch
@@ -382,9 +388,11 @@ def mask_once(
 ) -> list[dict]:
     """*Static* masking: mask every example ``copies`` times, once and for all.
 
-    Returns ``copies * len(examples)`` examples with ``input_ids`` already corrupted and ``labels``;
-    original BERT prepared its data like this with ``copies=10`` (its "dupe factor"), so that each
-    sentence is seen with at most 10 different masks however long training runs.
+    Returns ``copies * len(examples)`` examples with ``input_ids`` already corrupted, ``labels``, and
+    the ``fate`` of every position (see :class:`Fate`: which labelled positions hold ``[MASK]``, a
+    random token or their own token, so that an evaluation can score them apart); original BERT
+    prepared its data like this with ``copies=10`` (its "dupe factor"), so that each sentence is seen
+    with at most 10 different masks however long training runs.
     """
     if not isinstance(copies, int) or copies < 1:
         raise ValueError(f"copies must be a positive int, got {copies!r}")
@@ -393,12 +401,13 @@ def mask_once(
     for _ in range(copies):
         for ex in examples:
             ids = torch.as_tensor(ex["input_ids"], dtype=torch.long)[None]
-            inputs, labels = mask_tokens(
+            masked = mask_tokens_explained(
                 ids, config, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
                 special_ids=tokenizer.special_ids, generator=generator,
                 word_ids=[ex["word_ids"]] if config.whole_word else None,
             )
-            out.append({"input_ids": inputs[0].tolist(), "labels": labels[0].tolist()})
+            out.append({"input_ids": masked.inputs[0].tolist(), "labels": masked.labels[0].tolist(),
+                        "fate": masked.fate[0].tolist()})
     return out
 
 

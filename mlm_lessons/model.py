@@ -1,10 +1,19 @@
 """A small Transformer encoder and its masked-LM head, readable from top to bottom.
 
-``Encoder``: token + learned position embeddings, then ``n_layers`` blocks of bidirectional
-self-attention (a padding mask keeps real tokens from attending to ``[PAD]``) and a GELU
-feed-forward network, each sublayer wrapped in a residual connection and a LayerNorm – before the
-sublayer (``norm="pre"``, the stable choice for training from scratch) or after it
-(``norm="post"``, BERT's layout, exportable to Hugging Face ``BertForMaskedLM``).
+``Encoder``: token embeddings, then ``n_layers`` blocks of bidirectional self-attention (a padding
+mask keeps real tokens from attending to ``[PAD]``) and a GELU feed-forward network, each sublayer
+wrapped in a residual connection and a LayerNorm – before the sublayer (``norm="pre"``, the stable
+choice for training from scratch) or after it (``norm="post"``, BERT's layout, exportable to Hugging
+Face ``BertForMaskedLM``).
+
+Where a token is, the model learns in one of three ways (``positions``):
+- ``"learned"``: a trained vector per absolute position, added to the token embedding (BERT);
+- ``"rope"``: rotary positions (Su et al. 2021) – each head's queries and keys are rotated by an angle
+  proportional to their position, so that the score of query ``i`` and key ``j`` depends on ``i - j``
+  only; written in the convention of ``transformers``' ModernBERT (``rotate_half``, frequencies
+  ``rope_theta ** (-2k / head_dim)``);
+- ``"alibi"``: no position vectors at all; each head subtracts ``slope · |i - j|`` from its scores
+  (Press et al. 2022, made symmetric for an encoder), a fixed preference for near neighbours.
 
 ``MaskedLM``: the encoder plus BERT's head – dense, GELU, LayerNorm, and an output projection that
 shares its weights with the token embeddings (plus its own bias). Given labels, the head runs only
@@ -25,7 +34,12 @@ from ._checks import require_ints
 from .masking import IGNORE_INDEX
 from .objective import masked_lm_loss
 
-__all__ = ["EncoderConfig", "Encoder", "MaskedLM", "MaskedLMOutput", "parameter_table", "flops_per_token", "fill_mask"]
+__all__ = ["EncoderConfig", "Encoder", "MaskedLM", "MaskedLMOutput", "parameter_table", "flops_per_token", "fill_mask",
+           "POSITION_SCHEMES", "rotary_tables", "rotate_half", "apply_rotary", "alibi_slopes", "alibi_bias"]
+
+
+#: The ways the encoder can know where a token is (``EncoderConfig.positions``).
+POSITION_SCHEMES = ("learned", "rope", "alibi")
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,8 @@ class EncoderConfig:
     norm: str = "pre"
     layer_norm_eps: float = 1e-12  # BERT's value; keeps the export to transformers exact
     causal: bool = False  # True: each position attends only to itself and the left (a left-to-right LM)
+    positions: str = "learned"  # "learned" (BERT), "rope" (rotary, as ModernBERT) or "alibi" (a distance penalty)
+    rope_theta: float = 10000.0  # rotary base: the slowest rotation has a period of 2π · rope_theta positions
 
     def __post_init__(self):
         require_ints(self, ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "d_ff"), minimum=1)
@@ -56,6 +72,13 @@ class EncoderConfig:
             raise ValueError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
         if not isinstance(self.causal, bool):
             raise ValueError(f"causal must be True or False, got {self.causal!r}")
+        if self.positions not in POSITION_SCHEMES:
+            raise ValueError(f"positions must be one of {', '.join(map(repr, POSITION_SCHEMES))}, got {self.positions!r}")
+        if self.positions == "rope" and self.head_dim % 2:
+            raise ValueError(f"rotary positions rotate pairs of dimensions: head_dim = d_model / n_heads = {self.head_dim} "
+                             f"must be even; change d_model or n_heads")
+        if not (isinstance(self.rope_theta, (int, float)) and self.rope_theta > 1):
+            raise ValueError(f"rope_theta must be a number > 1 (the rotary base, e.g. 10000.0), got {self.rope_theta!r}")
 
     @property
     def head_dim(self) -> int:
@@ -63,6 +86,52 @@ class EncoderConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# -- positions that live in attention: rotary (RoPE) and a linear distance bias (ALiBi) -------------
+
+
+def rotary_tables(head_dim: int, length: int, theta: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(cos, sin)``, each [length, head_dim]: the rotation of every position, in fp32.
+
+    Pair ``k`` of dimensions (``k`` and ``k + head_dim/2``, ModernBERT's ``rotate_half`` layout) turns by
+    ``position · theta ** (-2k / head_dim)`` radians: fast for the first pairs, slow for the last.
+    """
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float, device=device) / head_dim))
+    angles = torch.arange(length, dtype=torch.float, device=device)[:, None] * inv_freq[None, :]
+    angles = torch.cat((angles, angles), dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) → (−x2, x1) on the two halves of the last dimension: a quarter turn of every pair."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate queries or keys [..., length, head_dim] by their positions' angles."""
+    return (x.float() * cos + rotate_half(x.float()) * sin).to(x.dtype)
+
+
+def alibi_slopes(n_heads: int) -> torch.Tensor:
+    """One slope per head, the geometric sequence of Press et al.: 2^(-8/n), 2^(-16/n), ... (for a
+    number of heads that is not a power of two, their interleaving rule)."""
+    def powers(n):
+        start = 2 ** (-8 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    if math.log2(n_heads).is_integer():
+        return torch.tensor(powers(n_heads))
+    closest = 2 ** math.floor(math.log2(n_heads))
+    return torch.tensor(powers(closest) + powers(2 * closest)[0::2][: n_heads - closest])
+
+
+def alibi_bias(n_heads: int, length: int, device=None) -> torch.Tensor:
+    """[n_heads, length, length]: ``-slope · |i - j|``, added to the attention scores."""
+    distance = torch.arange(length, device=device)
+    distance = (distance[None, :] - distance[:, None]).abs().float()
+    return -alibi_slopes(n_heads).to(device)[:, None, None] * distance
 
 
 class SelfAttention(nn.Module):
@@ -76,14 +145,20 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(config.d_model, config.d_model)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor | None, return_weights: bool = False):
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None, return_weights: bool = False, rotary=None):
+        """``keep``: a boolean mask (True: may attend) or an additive float bias, broadcast to
+        [batch, heads, queries, keys]; ``rotary``: the ``(cos, sin)`` tables of rotary positions."""
         batch, length, d = x.shape
         q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if rotary is not None:
+            q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         weights = None
         if return_weights:  # spelled out, to look at the attention pattern
             scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)
-            if keep is not None:
+            if keep is not None and keep.dtype == torch.bool:
                 scores = scores.masked_fill(~keep, float("-inf"))
+            elif keep is not None:
+                scores = scores + keep
             weights = scores.softmax(dim=-1)
             out = F.dropout(weights, self.dropout, self.training) @ v
         else:
@@ -112,13 +187,13 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x, keep, return_weights=False):
+    def forward(self, x, keep, return_weights=False, rotary=None):
         if self.norm_first:  # x + f(LN(x))
-            a, w = self.attn(self.ln1(x), keep, return_weights)
+            a, w = self.attn(self.ln1(x), keep, return_weights, rotary)
             x = x + self.drop(a)
             x = x + self.drop(self.ffn(self.ln2(x)))
         else:  # LN(x + f(x)), as BERT
-            a, w = self.attn(x, keep, return_weights)
+            a, w = self.attn(x, keep, return_weights, rotary)
             x = self.ln1(x + self.drop(a))
             x = self.ln2(x + self.drop(self.ffn(x)))
         return x, w
@@ -131,7 +206,8 @@ class Encoder(nn.Module):
         super().__init__()
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
-        self.pos_emb = nn.Embedding(config.max_len, config.d_model)
+        # learned positions: one trained vector per position; rotary and ALiBi have no position parameters
+        self.pos_emb = nn.Embedding(config.max_len, config.d_model) if config.positions == "learned" else None
         # post-LN (BERT) normalises the embeddings; pre-LN normalises the output of the last block
         self.emb_ln = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm == "post" else None
         self.final_ln = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm == "pre" else None
@@ -144,8 +220,9 @@ class Encoder(nn.Module):
         batch, length = input_ids.shape
         if length > self.config.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len={self.config.max_len}; truncate the input")
-        positions = torch.arange(length, device=input_ids.device)
-        x = self.tok_emb(input_ids) + self.pos_emb(positions)
+        x = self.tok_emb(input_ids)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(length, device=input_ids.device))
         if self.emb_ln is not None:
             x = self.emb_ln(x)
         x = self.drop(x)
@@ -159,9 +236,15 @@ class Encoder(nn.Module):
         if self.config.causal:
             left = torch.ones(length, length, dtype=torch.bool, device=input_ids.device).tril()
             keep = left if keep is None else keep & left
+        rotary = None
+        if self.config.positions == "rope":
+            rotary = rotary_tables(self.config.head_dim, length, self.config.rope_theta, input_ids.device)
+        elif self.config.positions == "alibi":  # the mask becomes a bias: -slope·|i-j| where allowed, -inf where not
+            bias = alibi_bias(self.config.n_heads, length, input_ids.device).to(x.dtype)[None]
+            keep = bias if keep is None else bias.masked_fill(~keep, float("-inf"))
         maps = []
         for block in self.blocks:
-            x, w = block(x, keep, return_attention)
+            x, w = block(x, keep, return_attention, rotary)
             maps.append(w)
         if self.final_ln is not None:
             x = self.final_ln(x)

@@ -17,11 +17,11 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
-from .masking import IGNORE_INDEX
+from .masking import IGNORE_INDEX, Fate, MaskingConfig
 
 __all__ = [
     "masked_lm_loss", "masked_accuracy", "perplexity", "uniform_baseline", "unigram_baseline",
-    "token_counts",
+    "token_counts", "context_free_baselines",
 ]
 
 
@@ -154,3 +154,63 @@ def unigram_baseline(train_counts: torch.Tensor, eval_counts: torch.Tensor | Non
     p = (train + 1) / (train.sum() + train.numel())  # Laplace: every id keeps some probability
     q = ev / ev.sum()
     return float(-(q[ev > 0] * p[ev > 0].log()).sum())
+
+
+def context_free_baselines(batches, train_counts: torch.Tensor, config: MaskingConfig, special_ids) -> dict:
+    """The best a model that ignores the context can do, at the labelled positions of ``batches``
+    (batches that carry the ``fate`` of their positions, as ``training.eval_batches`` makes them).
+
+    Such a model sees one thing: the token at the position itself. Under ``[MASK]`` that says
+    nothing, and the best guess is the unigram distribution ``u`` (training frequencies, add-one
+    smoothed as in :func:`unigram_baseline`). Where a word ``w`` is visible, it is the original
+    (kept, with probability ``p_keep``) or a random draw from the ``N`` non-special tokens (with
+    ``p_random``); by Bayes' rule the best guess copies ``w`` with probability
+    ``α_w = p_keep·u(w) / (p_keep·u(w) + p_random/N)`` and otherwise answers ``u``::
+
+        q(v | w) = α_w·[v = w] + (1 − α_w)·u(v)
+
+    Returns loss (nats) and accuracy of that model per fate (``mask_loss``, ``random_loss``,
+    ``kept_loss``, ...), over all labelled positions (``loss``, ``accuracy``: the baseline of the
+    mixed metric, far below the unigram because copying a visible token is free), and the plain
+    unigram over all labelled positions (``unigram_loss``) for comparison.
+    """
+    if not isinstance(config, MaskingConfig):
+        raise ValueError(f"config must be the MaskingConfig the batches were masked with, got {type(config).__name__}")
+    train = torch.as_tensor(train_counts, dtype=torch.float64)
+    if train.dim() != 1 or (train < 0).any() or train.sum() <= 0:
+        raise ValueError("train_counts must be a 1-D tensor of non-negative counts with a positive total")
+    batches = list(batches)
+    if not batches or not all("fate" in b for b in batches):
+        raise ValueError("every batch needs the 'fate' of its positions (batches of training.eval_batches have it)")
+    u = (train + 1) / (train.sum() + train.numel())
+    pool = train.numel() - len(set(special_ids))
+    shown, labels, fates = [], [], []
+    for b in batches:
+        keep = b["labels"] != IGNORE_INDEX
+        shown.append(b["input_ids"][keep])
+        labels.append(b["labels"][keep])
+        fates.append(b["fate"][keep])
+    shown, labels, fates = torch.cat(shown), torch.cat(labels), torch.cat(fates)
+    if labels.numel() == 0:
+        raise ValueError("the batches hold no labelled position")
+    if int(labels.max()) >= train.numel():
+        raise ValueError(f"label id {int(labels.max())} is outside train_counts (size {train.numel()}); count with the same tokenizer")
+    visible = shown.clamp(max=train.numel() - 1)
+    alpha = config.p_keep * u[visible] / (config.p_keep * u[visible] + config.p_random / pool)
+    alpha = torch.where(fates == Fate.MASKED, torch.zeros_like(alpha), alpha)  # under [MASK]: no token to copy
+    p_label = alpha * (labels == shown) + (1 - alpha) * u[labels]
+    loss = -p_label.log()
+    top = int(u.argmax())
+    # the argmax of q: the visible word when its copy weight beats the most frequent token, else that token
+    copy_wins = alpha + (1 - alpha) * u[visible] > (1 - alpha) * u[top]
+    guess = torch.where((fates != Fate.MASKED) & copy_wins, shown, torch.full_like(shown, top))
+    right = (guess == labels).double()
+    out = {"loss": float(loss.mean()), "accuracy": float(right.mean()), "positions": int(labels.numel()),
+           "unigram_loss": float(-u[labels].log().mean())}
+    for name, code in (("mask", Fate.MASKED), ("random", Fate.RANDOM), ("kept", Fate.KEPT)):
+        where = fates == code
+        n = int(where.sum())
+        out[f"{name}_loss"] = float(loss[where].mean()) if n else float("nan")
+        out[f"{name}_accuracy"] = float(right[where].mean()) if n else float("nan")
+        out[f"{name}_positions"] = n
+    return out

@@ -188,7 +188,7 @@ def overlap_heatmap(matrix: Sequence[Sequence[float]], names: Sequence[str], *, 
 def validation_curves_plot(runs: Mapping[str, Sequence[Mapping]], keys: Mapping[str, str], *, ax=None,
                            best_steps: Mapping[str, int | None] | None = None, title: str | None = None):
     """Validation losses against steps: one colour per run (``{name: history}``), one line style
-    per metric (``{history key: label}``, e.g. ``{"valid_loss": "domain", "general_loss": "general"}``).
+    per metric (``{history key: label}``, e.g. ``{"valid_mask_loss": "domain", "general_mask_loss": "general"}``).
     ``best_steps`` marks the step each run kept (early stopping) with a dot."""
     if not runs or not keys:
         raise ValueError("pass at least one run and one metric key")
@@ -207,7 +207,7 @@ def validation_curves_plot(runs: Mapping[str, Sequence[Mapping]], keys: Mapping[
             if best is not None and best in xs:
                 ax.scatter([best], [ys[xs.index(best)]], s=70, facecolors="none", edgecolors=colors[c % len(colors)], zorder=3)
     ax.set_xlabel("steps of continued pretraining")
-    ax.set_ylabel("masked-token loss (nats)")
+    ax.set_ylabel("loss at [MASK] positions (nats)" if all("mask" in k for k in keys) else "masked-token loss (nats)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     if title:

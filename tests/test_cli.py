@@ -76,9 +76,10 @@ def test_dapt_and_finetune_commands(capsys, tmp_path, corpora):
     assert main(["dapt", "--checkpoint", str(run), "--corpus", "numpy-docs", "--out", str(tmp_path / "dapt"),
                  "--max-steps", "4", "--eval-every", "2", "--device", "cpu", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "numpy-docs loss" in out and "python-docs loss" in out and "before (step 0)" in out
+    assert "numpy-docs [MASK] loss" in out and "python-docs [MASK] loss" in out and "before (step 0)" in out
+    assert "numpy-docs loss (all labelled)" in out
     history = json.loads((tmp_path / "dapt" / "metrics.json").read_text())
-    assert history[0]["step"] == 0 and "general_loss" in history[0]
+    assert history[0]["step"] == 0 and "general_loss" in history[0] and "general_mask_loss" in history[0]
 
     args = ["finetune", "--task", "torch-subpackage", "--checkpoint", str(tmp_path / "dapt"), "--out", str(tmp_path / "ft"),
             "--labels-per-class", "4", "--max-steps", "3", "--device", "cpu", "--quiet"]

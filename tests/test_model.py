@@ -40,6 +40,9 @@ def batch(b=3, t=20, vocab=300, seed=0):
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
         ({"norm": "middle"}, "norm must be 'pre'"),
         ({"layer_norm_eps": 0}, "layer_norm_eps must be > 0"),
+        ({"positions": "sinusoidal"}, "positions must be one of 'learned', 'rope', 'alibi', got 'sinusoidal'"),
+        ({"positions": "rope", "d_model": 60, "n_heads": 4}, r"head_dim = d_model / n_heads = 15 must be even"),
+        ({"positions": "rope", "rope_theta": 1}, r"rope_theta must be a number > 1"),
     ],
 )
 def test_config_validation(kwargs, message):
@@ -47,9 +50,12 @@ def test_config_validation(kwargs, message):
         EncoderConfig(**{**SMALL, **kwargs})
 
 
-@pytest.mark.parametrize("norm", ["pre", "post"])
-def test_shapes_and_sparse_prediction(norm):
-    m = model(norm)
+SCHEMES = ["learned", "rope", "alibi"]
+
+
+@pytest.mark.parametrize("norm, positions", [("pre", "learned"), ("post", "learned"), ("pre", "rope"), ("pre", "alibi")])
+def test_shapes_and_sparse_prediction(norm, positions):
+    m = model(norm, positions=positions)
     ids, mask, labels = batch()
     full = m(ids, mask).logits
     assert full.shape == (3, 20, 300) and m(ids, mask).loss is None
@@ -69,8 +75,9 @@ def test_nothing_labelled_gives_zero_loss_with_gradient():
     assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in m.parameters())
 
 
-def test_padding_does_not_change_real_positions():
-    m = model()
+@pytest.mark.parametrize("positions", SCHEMES)
+def test_padding_does_not_change_real_positions(positions):
+    m = model(positions=positions)
     ids, mask, _ = batch(b=1)
     short = m(ids[:, :10], mask[:, :10]).logits
     padded_ids = torch.cat([ids[:, :10], torch.zeros(1, 15, dtype=torch.long)], 1)
@@ -82,8 +89,9 @@ def test_padding_does_not_change_real_positions():
     assert torch.allclose(m(other_pad, padded_mask).logits[:, :10], short, atol=1e-5)
 
 
-def test_attention_is_bidirectional():
-    m = model()
+@pytest.mark.parametrize("positions", SCHEMES)
+def test_attention_is_bidirectional(positions):
+    m = model(positions=positions)
     ids, mask, _ = batch(b=1)
     changed = ids.clone()
     changed[0, 15] = 6
@@ -91,8 +99,9 @@ def test_attention_is_bidirectional():
     assert not torch.allclose(before[0, 2], after[0, 2]), "an early position sees a later token"
 
 
-def test_attention_maps_match_the_fused_kernel():
-    m = model()
+@pytest.mark.parametrize("positions", SCHEMES)
+def test_attention_maps_match_the_fused_kernel(positions):
+    m = model(positions=positions)
     ids, mask, _ = batch()
     hidden, maps = m.encoder(ids, mask, return_attention=True)
     assert torch.allclose(hidden, m.encoder(ids, mask), atol=1e-5)
@@ -170,6 +179,100 @@ def test_pre_ln_cannot_be_exported():
 
     with pytest.raises(ValueError, match="only norm='post' models match BertForMaskedLM"):
         to_transformers(model("pre"))
+    with pytest.raises(ValueError, match="only positions='learned' models match BertForMaskedLM"):
+        to_transformers(model("post", positions="rope"))
+
+
+# -- positions in attention: rotary (RoPE) and ALiBi ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("head_dim, theta", [(16, 10000.0), (32, 160000.0)])
+def test_rotary_matches_transformers_modernbert(head_dim, theta):
+    """Our tables and rotation against ModernBERT's own rotary code, the convention an export must match."""
+    pytest.importorskip("transformers")
+    from transformers import ModernBertConfig
+    from transformers.models.modernbert import modeling_modernbert as mb
+
+    from mlm_lessons.model import apply_rotary, rotary_tables
+
+    heads, length = 4, 24
+    config = ModernBertConfig(hidden_size=heads * head_dim, num_attention_heads=heads, global_rope_theta=theta,
+                              max_position_embeddings=64)
+    x = torch.randn(2, heads, length, head_dim, generator=torch.Generator().manual_seed(0))
+    q, k = x, x.flip(-2)
+    rotary = mb.ModernBertRotaryEmbedding(config)
+    positions = torch.arange(length)[None].expand(2, -1)
+    cos, sin = rotary(q, positions, "full_attention")
+    ours_cos, ours_sin = rotary_tables(head_dim, length, theta)
+    assert torch.allclose(ours_cos, cos[0], atol=1e-6) and torch.allclose(ours_sin, sin[0], atol=1e-6)
+    q_theirs, k_theirs = mb.apply_rotary_pos_emb(q, k, cos, sin)
+    assert torch.allclose(apply_rotary(q, ours_cos, ours_sin), q_theirs, atol=1e-6)
+    assert torch.allclose(apply_rotary(k, ours_cos, ours_sin), k_theirs, atol=1e-6)
+
+
+def test_rotary_scores_depend_on_the_offset_only():
+    """q·k after rotation is the same for positions (i, j) and (i + s, j + s): only i − j is seen."""
+    from mlm_lessons.model import apply_rotary, rotary_tables
+
+    g = torch.Generator().manual_seed(1)
+    q, k = torch.randn(16, generator=g), torch.randn(16, generator=g)
+    cos, sin = rotary_tables(16, 60)
+
+    def score(i, j):
+        return float(apply_rotary(q, cos[i], sin[i]) @ apply_rotary(k, cos[j], sin[j]))
+
+    for i, j in [(0, 3), (5, 1), (10, 10), (2, 40)]:
+        for shift in (1, 7, 19):
+            assert score(i + shift, j + shift) == pytest.approx(score(i, j), abs=1e-4)
+    assert score(0, 3) != pytest.approx(score(0, 4), abs=1e-3), "a different offset gives a different score"
+    assert float(apply_rotary(q, cos[9], sin[9]).norm()) == pytest.approx(float(q.norm()), rel=1e-5), "a rotation keeps the length"
+
+
+@pytest.mark.parametrize("positions", ["rope", "alibi"])
+def test_relative_schemes_see_a_shifted_sequence_the_same_way(positions):
+    """With no position vectors, one attention layer scores a run of identical tokens as a Toeplitz
+    matrix: every diagonal (one offset i − j) holds one value."""
+    m = model(positions=positions, n_layers=1)
+    ids = torch.full((1, 12), 9)
+    _, maps = m.encoder(ids, return_attention=True)
+    def relative_scores(maps):
+        # log-weights are scores minus a per-row constant; minus each row's own diagonal (offset 0,
+        # the same token on both sides) leaves s(i, j) − s(i, i)
+        logw = maps[0][0].log()
+        return logw - torch.diagonal(logw, dim1=-2, dim2=-1)[..., None]
+
+    rel = relative_scores(maps)
+    assert rel.isfinite().all()
+    for offset in range(-11, 12):
+        diagonal = torch.diagonal(rel, offset=offset, dim1=-2, dim2=-1)
+        assert torch.allclose(diagonal, diagonal[..., :1].expand_as(diagonal), atol=1e-4), (positions, offset)
+    learned = model(positions="learned", n_layers=1)
+    with torch.no_grad():
+        learned.encoder.pos_emb.weight.normal_(0, 0.5)  # learned positions: each position its own vector
+    _, maps = learned.encoder(ids, return_attention=True)
+    diagonal = torch.diagonal(relative_scores(maps), offset=1, dim1=-2, dim2=-1)
+    assert not torch.allclose(diagonal, diagonal[..., :1].expand_as(diagonal), atol=1e-3), "absolute positions are not relative"
+
+
+def test_alibi_slopes_and_bias():
+    from mlm_lessons.model import alibi_bias, alibi_slopes
+
+    assert alibi_slopes(8).tolist() == [2.0 ** -(i + 1) for i in range(8)]  # Press et al.: 1/2, 1/4, ..., 1/256
+    assert alibi_slopes(4).tolist() == [2.0 ** -(2 * (i + 1)) for i in range(4)]
+    six = alibi_slopes(6).tolist()  # not a power of two: the 4 slopes of 4 heads, then every other of 8 heads'
+    assert six[:4] == alibi_slopes(4).tolist() and six[4:] == alibi_slopes(8).tolist()[0::2][:2]
+    bias = alibi_bias(2, 5)
+    assert bias.shape == (2, 5, 5) and torch.equal(bias, bias.transpose(-1, -2)) and (bias.diagonal(dim1=-2, dim2=-1) == 0).all()
+    assert bias[0, 0, 3].item() == pytest.approx(-3 * alibi_slopes(2)[0].item())
+
+
+def test_rotary_and_alibi_have_no_position_parameters():
+    learned, rope, alibi = (model(positions=p) for p in SCHEMES)
+    assert learned.num_parameters() - rope.num_parameters() == SMALL["max_len"] * SMALL["d_model"]
+    assert rope.num_parameters() == alibi.num_parameters()
+    assert rope.encoder.pos_emb is None and not any("pos_emb" in n for n, _ in rope.named_parameters())
+    rows = {r["part"]: r["parameters"] for r in parameter_table(rope)}
+    assert rows["position embeddings"] == 0
 
 
 def test_fill_mask(general_tok):

@@ -130,3 +130,69 @@ def test_token_counts_skip_specials(general_tok):
     assert counts.sum() == pieces
     assert counts[general_tok.token_to_id("the")] == 2
     assert mlm.unigram_baseline(counts) < mlm.uniform_baseline(general_tok.vocab_size)
+
+
+def _fated_batch(counts, n=400, length=40, seed=0, config=None):
+    """Sequences drawn from the unigram of ``counts`` (ids 3.. ; 0-2 special), masked with their fates."""
+    config = config or mlm.MaskingConfig(mask_ratio=0.4)
+    g = torch.Generator().manual_seed(seed)
+    probs = torch.as_tensor(counts, dtype=torch.float)
+    ids = torch.multinomial(probs, n * length, replacement=True, generator=g).view(n, length)
+    ids[:, 0] = 1  # [CLS]
+    masked = mlm.mask_tokens_explained(ids, config, mask_token_id=2, vocab_size=len(counts), special_ids=(0, 1, 2), generator=g)
+    return {"input_ids": masked.inputs, "labels": masked.labels, "fate": masked.fate}, config
+
+
+def test_context_free_baselines_by_hand():
+    counts = torch.tensor([0, 0, 0, 6, 3, 1])  # three specials, then words a, b, c
+    u = (counts.double() + 1) / (counts.sum() + 6)
+    config = mlm.MaskingConfig()  # 80/10/10
+    batch = {  # a [MASK] over a, a random b over c, a kept c, an untouched position
+        "input_ids": torch.tensor([[1, 2, 4, 5, 3]]),
+        "labels": torch.tensor([[-100, 3, 5, 5, -100]]),
+        "fate": torch.tensor([[0, mlm.Fate.MASKED, mlm.Fate.RANDOM, mlm.Fate.KEPT, 0]]),
+    }
+    got = mlm.context_free_baselines([batch], counts, config, special_ids=(0, 1, 2))
+    alpha = lambda w: 0.1 * u[w] / (0.1 * u[w] + 0.1 / 3)  # noqa: E731  pool: 3 non-special tokens
+    mask_loss = -math.log(u[3])
+    random_loss = -math.log((1 - alpha(4)) * u[5])  # b shown, c the answer: no copy
+    kept_loss = -math.log(alpha(5) + (1 - alpha(5)) * u[5])
+    assert got["mask_loss"] == pytest.approx(mask_loss) and got["random_loss"] == pytest.approx(random_loss)
+    assert got["kept_loss"] == pytest.approx(kept_loss)
+    assert got["loss"] == pytest.approx((mask_loss + random_loss + kept_loss) / 3) and got["positions"] == 3
+    assert got["unigram_loss"] == pytest.approx(-(math.log(u[3]) + 2 * math.log(u[5])) / 3)
+    # accuracy: [MASK] → the most frequent word (a: right); b shown → copy b or a? c is right either way: wrong
+    assert got["mask_accuracy"] == 1.0 and got["random_accuracy"] == 0.0
+    assert got["kept_accuracy"] == float(alpha(5) + (1 - alpha(5)) * u[5] > (1 - alpha(5)) * u[3])
+
+
+def test_context_free_baselines_are_the_best_context_free_guess():
+    """On text drawn from a known unigram, no other copy weight does better than Bayes' α_w, and the
+    mixed metric sits far below the unigram: copying a visible token is free."""
+    counts = torch.tensor([0, 0, 0] + [int(1000 / (r + 1)) for r in range(30)])
+    batch, config = _fated_batch(counts)
+    best = mlm.context_free_baselines([batch], counts, config, special_ids=(0, 1, 2))
+    u = (counts.double() + 1) / (counts.sum() + len(counts))
+    keep = batch["labels"] != -100
+    shown, labels, fate = batch["input_ids"][keep], batch["labels"][keep], batch["fate"][keep]
+    visible = fate != mlm.Fate.MASKED
+    base_alpha = 0.1 * u[shown] / (0.1 * u[shown] + 0.1 / 30)
+    for scale in (0.0, 0.7, 1.3, 10.0):
+        alpha = (base_alpha * scale).clamp(max=1 - 1e-9)
+        p = alpha * (labels == shown) + (1 - alpha) * u[labels]
+        other = float(-p[visible].log().mean())
+        ours = (best["random_loss"] * best["random_positions"] + best["kept_loss"] * best["kept_positions"]) / int(visible.sum())
+        assert ours <= other + 1e-3, scale
+    assert best["mask_loss"] == pytest.approx(float(-u[labels[~visible]].log().mean()))
+    assert best["loss"] < best["unigram_loss"] - 0.1 and best["kept_loss"] < 1.0 < best["mask_loss"]
+
+
+def test_context_free_baselines_bad_input():
+    counts = torch.tensor([0, 0, 0, 5, 5])
+    batch, config = _fated_batch(counts, n=4, length=6)
+    with pytest.raises(ValueError, match="every batch needs the 'fate'"):
+        mlm.context_free_baselines([{k: v for k, v in batch.items() if k != "fate"}], counts, config, special_ids=(0, 1, 2))
+    with pytest.raises(ValueError, match="MaskingConfig the batches were masked with"):
+        mlm.context_free_baselines([batch], counts, 0.15, special_ids=(0, 1, 2))
+    with pytest.raises(ValueError, match="outside train_counts"):
+        mlm.context_free_baselines([batch], counts[:4], config, special_ids=(0, 1, 2))

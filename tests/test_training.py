@@ -57,6 +57,10 @@ def test_presets():
     with pytest.raises(ValueError, match="unknown preset 'tpu'; choose one of cpu-small, colab-t4, a100, h100"):
         preset("tpu", 8000)
     assert TrainConfig(masking={"mask_ratio": 0.3}).masking == mlm.MaskingConfig(mask_ratio=0.3)
+    for name in PRESETS:  # the recipe of benchmarks/cpu_recipe.py: rotary positions, 40% masking, BERT's 15% to evaluate
+        model_config, train_config = preset(name, 8000)
+        assert model_config.positions == "rope" and train_config.masking.mask_ratio == 0.4
+        assert train_config.eval_masking == mlm.MaskingConfig()
 
 
 def test_learning_rate_schedule():
@@ -131,6 +135,89 @@ def test_evaluation_uses_a_fixed_mask():
     assert first == second and first["perplexity"] == pytest.approx(torch.tensor(first["loss"]).exp().item())
 
 
+def test_eval_masking_sets_the_validation_mask_apart_from_training():
+    tok, _, valid = tiny_tokenizer_and_texts()
+    fifteen, forty = mlm.MaskingConfig(), mlm.MaskingConfig(mask_ratio=0.4)
+    trained_at_40 = tiny_config(masking=forty)
+    standard = eval_batches(tok, valid, trained_at_40.replace(eval_masking=fifteen))
+    same = eval_batches(tok, valid, tiny_config(masking=fifteen))
+    assert all(torch.equal(a["labels"], b["labels"]) and torch.equal(a["fate"], b["fate"]) for a, b in zip(standard, same))
+    own = eval_batches(tok, valid, trained_at_40)  # None: validation masked as training
+    share = lambda batches: sum(int((b["labels"] != -100).sum()) for b in batches) / sum(int(b["attention_mask"].sum()) for b in batches)  # noqa: E731
+    assert share(own) > 2 * share(standard)
+    assert TrainConfig(eval_masking={"mask_ratio": 0.15}).eval_masking == fifteen  # from a checkpoint's dict
+    with pytest.raises(ValueError, match="eval_masking must be a MaskingConfig"):
+        TrainConfig(eval_masking=0.15)
+
+
+def test_evaluate_scores_mask_random_and_kept_positions_apart_by_hand():
+    """The fate split against a hand computation: dense logits, log-softmax, one position at a time."""
+    import math
+
+    from mlm_lessons.masking import Fate, mask_tokens_explained
+    from mlm_lessons.model import MaskedLM
+    from mlm_lessons.training import _mix
+
+    tok, _, valid = tiny_tokenizer_and_texts()
+    config = tiny_config(eval_sequences=24, masking=mlm.MaskingConfig(mask_ratio=0.4))  # enough random and kept positions
+    batches = eval_batches(tok, valid, config, batch_size=5)
+    torch.manual_seed(3)
+    model = MaskedLM(EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL)).eval()
+    got = evaluate(model, batches, torch.device("cpu"))
+    # the fates are those masking draws, one sequence at a time with the evaluation's generator
+    gen = torch.Generator().manual_seed(_mix(config.seed, 424242))
+    examples = tok.encode_chunks(valid, max_length=config.max_length)[: config.eval_sequences]
+    fates = [mask_tokens_explained(torch.tensor([ex["input_ids"]]), config.masking, mask_token_id=tok.mask_id,
+                                   vocab_size=tok.vocab_size, special_ids=tok.special_ids, generator=gen).fate[0].tolist()
+             for ex in examples]
+    losses = {"mask": [], "random": [], "kept": []}
+    right = {k: 0 for k in losses}
+    names = {Fate.MASKED: "mask", Fate.RANDOM: "random", Fate.KEPT: "kept"}
+    row = 0
+    for b in batches:
+        with torch.no_grad():
+            logp = model(b["input_ids"], b["attention_mask"]).logits.log_softmax(-1)  # [B, T, V], no sparse head
+        for i in range(b["input_ids"].shape[0]):
+            fate = fates[row]
+            assert b["fate"][i, : len(fate)].tolist() == fate
+            for j, f in enumerate(fate):
+                label, shown = int(b["labels"][i, j]), int(b["input_ids"][i, j])
+                assert (label == -100) == (f == Fate.UNTOUCHED)
+                if f == Fate.UNTOUCHED:
+                    continue
+                assert (shown == tok.mask_id) == (f == Fate.MASKED) and (f != Fate.KEPT or shown == label)
+                losses[names[f]].append(-float(logp[i, j, label]))
+                right[names[f]] += int(logp[i, j].argmax()) == label
+            row += 1
+    assert row == len(examples)
+    for name, values in losses.items():
+        assert len(values) > 5, name
+        assert got[f"{name}_positions"] == len(values)
+        assert got[f"{name}_loss"] == pytest.approx(sum(values) / len(values), rel=1e-5)
+        assert got[f"{name}_accuracy"] == right[name] / len(values)
+    everything = [v for values in losses.values() for v in values]
+    assert got["positions"] == len(everything) and got["loss"] == pytest.approx(sum(everything) / len(everything), rel=1e-5)
+    assert got["accuracy"] == sum(right.values()) / len(everything)
+    assert got["perplexity"] == pytest.approx(math.exp(got["loss"]))
+    # batches without fates (a causal evaluation, hand-made batches) are scored as a whole only
+    plain = evaluate(model, [{k: v for k, v in b.items() if k != "fate"} for b in batches], torch.device("cpu"))
+    assert set(plain) == {"loss", "accuracy", "perplexity", "positions"} and plain["loss"] == pytest.approx(got["loss"])
+
+
+def test_pretrain_logs_the_mask_positions_apart(tmp_path):
+    tok, train, valid = tiny_tokenizer_and_texts()
+    result = pretrain(EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL), tok, train, valid, tiny_config(),
+                      out_dir=tmp_path / "run", progress=False, also_evaluate={"general": valid[:10]})
+    final = result.evaluations()[-1]
+    for name in ("valid", "general"):
+        for fate in ("mask", "random", "kept"):
+            assert 0 <= final[f"{name}_{fate}_accuracy"] <= 1 and final[f"{name}_{fate}_loss"] > 0
+    again = evaluate(result.model, eval_batches(tok, valid, tiny_config()), torch.device("cpu"))
+    assert final["valid_mask_loss"] == pytest.approx(again["mask_loss"]) and final["valid_loss"] == pytest.approx(again["loss"])
+    logged = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert logged[-1]["valid_mask_accuracy"] == final["valid_mask_accuracy"]
+
+
 def test_seed_offset_moves_what_training_draws_but_not_the_evaluation_mask(tmp_path, monkeypatch):
     tok, train, valid = tiny_tokenizer_and_texts()
     model_config = EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL)  # dropout 0.1: every draw matters
@@ -202,7 +289,7 @@ def test_cli_pretrain_and_fill_mask(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["pretrain", "--corpus", "numpy-docs", "--max-steps", "2", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
-    assert "step 2: valid loss" in printed and (out / "checkpoint.pt").is_file()
+    assert "step 2: at [MASK] positions valid loss" in printed and (out / "checkpoint.pt").is_file()
     assert main(["pretrain", "--corpus", "numpy-docs", "--max-steps", "2", "--out", str(out), "--quiet"]) == 2
     assert "already holds a run; continue it with --resume" in capsys.readouterr().err
     assert main(["pretrain", "--corpus", "numpy-docs", "--max-steps", "2", "--out", str(out), "--quiet", "--resume"]) == 0
@@ -212,3 +299,13 @@ def test_cli_pretrain_and_fill_mask(tmp_path, capsys):
     assert line.startswith("[MASK] #1: ") and line.count("(") == 3
     assert main(["fill-mask", "--checkpoint", str(tmp_path / "none"), "a [MASK]"]) == 2
     assert main(["pretrain", "--corpus", "numpy-docs", "--out", str(tmp_path / "r2"), "--resume", "--quiet"]) == 2
+
+
+def test_a_fate_without_positions_has_a_count_and_no_score():
+    from mlm_lessons.model import MaskedLM
+
+    tok, _, valid = tiny_tokenizer_and_texts()
+    config = tiny_config(masking=mlm.MaskingConfig(p_mask=0.9, p_random=0.0, p_keep=0.1))
+    got = evaluate(MaskedLM(EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL)), eval_batches(tok, valid, config), torch.device("cpu"))
+    assert got["random_positions"] == 0 and "random_loss" not in got and "random_accuracy" not in got
+    assert got["mask_positions"] + got["kept_positions"] == got["positions"] and "kept_loss" in got
