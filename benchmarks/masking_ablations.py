@@ -77,7 +77,9 @@ def table(summary: list[dict]) -> str:
 
 
 def main() -> None:
+    import mlm_lessons as mlm
     from mlm_lessons.ablations import AblationSettings, summarize
+    from mlm_lessons.training import preset
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
@@ -102,7 +104,11 @@ def main() -> None:
                   f"seed {new[0]['seed']}: {new[0]['seconds']:.0f} s", flush=True)
             order = {(r["study"], r["variant"], r["seed"]): r for r in rows}
             rows = [order[k] for k in sorted(order, key=_row_order)]
-            result = {"command": command, "settings": settings.to_dict(), "seeds": args.seeds, "workers": args.workers,
+            model_config, train_config = preset("cpu-small", 8000)
+            recipe = {"source": f"the cpu-small preset of mlm_lessons {mlm.__version__}", "model": model_config.to_dict(),
+                      "train": {"batch_size": train_config.batch_size, "max_length": train_config.max_length, "lr": train_config.lr,
+                                "warmup_share": train_config.warmup_steps / train_config.max_steps}}
+            result = {"command": command, "settings": settings.to_dict(), "recipe": recipe, "seeds": args.seeds, "workers": args.workers,
                       "threads_per_worker": 1, "device": "cpu", "torch": torch.__version__, "cpus": os.cpu_count(),
                       "seconds": round(time.perf_counter() - t0, 1), "rows": rows, "summary": summarize(rows)}
             out.write_text(json.dumps(result, indent=1))
