@@ -25,7 +25,7 @@ _EXPORTS = {
                "split_of", "word_frequencies", "zipf_exponent"],
     "tokenizer": ["SPECIAL_TOKENS", "Fragmentation", "MLMTokenizer", "tokenizer_from_vocab", "train_tokenizer"],
     "masking": ["IGNORE_INDEX", "Fate", "MaskedBatch", "MaskingConfig", "MLMCollator", "expected_counts",
-                "mask_once", "mask_tokens", "mask_tokens_explained", "num_to_select"],
+                "mask_once", "mask_tokens", "mask_tokens_explained", "num_to_select", "pack_examples"],
     "objective": ["context_free_baselines", "masked_accuracy", "masked_lm_loss", "perplexity", "token_counts",
                   "uniform_baseline", "unigram_baseline"],
     "claims": ["claim"],

@@ -304,3 +304,50 @@ def test_collator_bad_input(general_tok):
         collate(["text", 3])
     with pytest.raises(ValueError, match="example 0 has no 'input_ids'"):
         collate([{"ids": [2, 3]}])
+
+
+def test_packing_keeps_every_token_in_order_and_words_apart(general_tok, corpora):
+    chunks = general_tok.encode_chunks(corpora["python-docs"].texts("train")[:200], max_length=64)
+    rows = mlm.pack_examples(chunks, max_length=64)
+    assert len(rows) < len(chunks)
+    assert all(len(r["input_ids"]) <= 64 for r in rows)
+    # nothing lost, nothing reordered: the rows read back as the chunks, in order
+    assert [t for r in rows for t in r["input_ids"]] == [t for c in chunks for t in c["input_ids"]]
+    # a row is cut only where the next chunk would not fit
+    starts = [0]
+    for r in rows:
+        starts.append(starts[-1] + sum(1 for t in r["input_ids"] if t == general_tok.cls_id))
+    for r, nxt in zip(rows, starts[1:-1]):
+        assert len(r["input_ids"]) + len(chunks[nxt]["input_ids"]) > 64
+    # whole-word masking still sees the same words: pieces of one word share an id, words of
+    # different chunks never do
+    for r in rows:
+        ids = [w for w in r["word_ids"] if w is not None]
+        assert ids == sorted(ids)
+        segments, current = [], []
+        for t, w in zip(r["input_ids"], r["word_ids"]):
+            if t == general_tok.cls_id:
+                current = []
+                segments.append(current)
+            if w is not None:
+                current.append(w)
+        for a, b in zip(segments, segments[1:]):
+            if a and b:
+                assert max(a) < min(b)
+    # the packed rows mask and pad like any examples
+    batch = mlm.MLMCollator(general_tok, mlm.MaskingConfig(whole_word=True), generator=torch.Generator().manual_seed(0))(rows[:8])
+    assert batch["input_ids"].shape == (8, max(len(r["input_ids"]) for r in rows[:8]))
+
+
+def test_packing_carries_labels_and_fates_and_rejects_long_examples():
+    examples = [{"input_ids": [2, 7, 3], "labels": [-100, 7, -100], "fate": [0, 1, 0]},
+                {"input_ids": [2, 8, 9, 3], "labels": [-100, -100, 9, -100], "fate": [0, 0, 3, 0]},
+                {"input_ids": [2, 5, 3], "labels": [-100, -100, -100], "fate": [0, 0, 0]}]
+    rows = mlm.pack_examples(examples, max_length=7)
+    assert rows == [{"input_ids": [2, 7, 3, 2, 8, 9, 3], "labels": [-100, 7, -100, -100, -100, 9, -100], "fate": [0, 1, 0, 0, 0, 3, 0]},
+                    {"input_ids": [2, 5, 3], "labels": [-100, -100, -100], "fate": [0, 0, 0]}]
+    assert mlm.pack_examples([], max_length=7) == []
+    with pytest.raises(ValueError, match="example 1 has 4 tokens, more than max_length=3"):
+        mlm.pack_examples(examples, max_length=3)
+    with pytest.raises(ValueError, match="max_length must be a positive int, got 0"):
+        mlm.pack_examples(examples, max_length=0)

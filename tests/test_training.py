@@ -14,7 +14,7 @@ import mlm_lessons as mlm
 from mlm_lessons.cli import main
 from mlm_lessons.model import EncoderConfig
 from mlm_lessons.training import (
-    PRESETS, TrainConfig, _lr_lambda, eval_batches, evaluate, load_checkpoint, load_run, peak_flops, preset, pretrain,
+    PRESETS, TrainConfig, _lr_lambda, eval_batches, evaluate, load_checkpoint, load_run, peak_flops, preset, pretrain, train_rows,
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -41,6 +41,7 @@ def tiny_config(**kw):
         ({"device": "tpu"}, "device must be"),
         ({"betas": (0.9, 1.2)}, "betas must be two numbers"),
         ({"max_length": 2}, "max_length must be >= 3"),
+        ({"pack": 1}, "pack must be True or False, got 1"),
     ],
 )
 def test_config_validation(kwargs, message):
@@ -61,6 +62,7 @@ def test_presets():
         model_config, train_config = preset(name, 8000)
         assert model_config.positions == "rope" and train_config.masking.mask_ratio == 0.4
         assert train_config.eval_masking == mlm.MaskingConfig()
+        assert train_config.pack  # short docstrings: packed rows instead of padding
 
 
 def test_learning_rate_schedule():
@@ -95,10 +97,11 @@ def _without_timing(history):
     return [{k: v for k, v in h.items() if k not in ("tokens_per_s", "mfu")} for h in history]
 
 
-def test_resuming_gives_bit_identical_parameters(tmp_path):
+@pytest.mark.parametrize("pack", [False, True])
+def test_resuming_gives_bit_identical_parameters(tmp_path, pack):
     tok, train, valid = tiny_tokenizer_and_texts()
     model_config = EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL)  # dropout 0.1: RNG matters
-    config = tiny_config(grad_accum=2)
+    config = tiny_config(grad_accum=2, pack=pack)
     whole = pretrain(model_config, tok, train, valid, config, out_dir=tmp_path / "whole", progress=False)
     first = pretrain(model_config, tok, train, valid, config, out_dir=tmp_path / "split", stop_after=3, progress=False)
     assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["step"] == 3
@@ -121,6 +124,16 @@ def test_checkpoint_holds_everything_and_loads_safely(tmp_path):
                  out_dir=tmp_path / "empty", resume=True)
     with pytest.raises(ValueError, match="holds no checkpoint.pt"):
         load_run(tmp_path / "empty")
+
+
+def test_training_rows_are_the_chunks_packed_and_validation_is_not():
+    tok, train, valid = tiny_tokenizer_and_texts()
+    chunks = tok.encode_chunks(train, max_length=16)
+    assert train_rows(tok, train, tiny_config()) == chunks
+    packed = train_rows(tok, train, tiny_config(pack=True))
+    assert packed == mlm.pack_examples(chunks, max_length=16) and len(packed) < len(chunks)
+    plain, with_pack = eval_batches(tok, valid, tiny_config()), eval_batches(tok, valid, tiny_config(pack=True))
+    assert all(torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"]) for a, b in zip(plain, with_pack))
 
 
 def test_evaluation_uses_a_fixed_mask():
