@@ -3,9 +3,11 @@
     python benchmarks/cpu_recipe.py                      # every variant, 90 s each (about 30 min)
     python benchmarks/cpu_recipe.py --seconds 60 --only learned-15 rope-15
     python benchmarks/cpu_recipe.py --preset --seeds 0 1  # the cpu-small preset as it stands, full length
+    python benchmarks/cpu_recipe.py --preset --set batch_size=16 lr=2e-3 max_steps=4000  # the preset, settings changed
 
-Each variant changes one thing of a reference recipe (the ``cpu-small`` model: d 128, 2 layers,
-V 8,000, batch 32 × 64). It is trained on python-docs for the same wall-clock budget: a short
+Each variant changes one thing of a reference recipe (the earlier ``cpu-small`` recipe: d 128,
+2 layers, V 8,000, learned positions, 15% masking, batch 32 × 64, lr 2e-3, chunks not packed).
+It is trained on python-docs for the same wall-clock budget: a short
 calibration run measures its seconds per step on this machine, and the real run gets as many steps
 as fit in ``--seconds``, with the warm-up and the linear decay stretched over them (a schedule tied
 to the budget, as in Cramming). Every run is then scored the same way, on the fixed evaluation mask
@@ -16,7 +18,8 @@ context scores the unigram exactly, so the gap below it is what the context boug
 Losses of variants with another vocabulary size are per piece of another tokenizer: compare their
 gap to their own unigram and their accuracy, not their loss. One seed per variant: differences of
 a few hundredths of a nat are within the spread of seeds (run ``--seeds 0 1 2`` on the rows you
-want to compare). Results: ``benchmarks/results/cpu_recipe.json`` (rows appended, one per run).
+want to compare). ``--preset`` instead trains the ``cpu-small`` preset for its own number of
+steps, scored the same way – with ``--set``, some of its training settings changed. Results: ``benchmarks/results/cpu_recipe.json`` (rows appended, one per run).
 """
 
 from __future__ import annotations
@@ -32,13 +35,16 @@ import torch
 import mlm_lessons as mlm
 from mlm_lessons.ablations import evaluate_by_fate, fixed_eval_config
 from mlm_lessons.masking import MaskingConfig
-from mlm_lessons.training import PRESETS, eval_batches, preset, pretrain
+from mlm_lessons.training import PRESETS, TrainConfig, eval_batches, preset, pretrain, train_rows
 
 RESULTS = Path(__file__).parent / "results" / "cpu_recipe.json"
 CALIBRATION_STEPS = 30
 
 # name: (what changes, model overrides, training overrides); masking and vocabulary are training keys here
-REFERENCE = {"positions": "learned", "mask_ratio": 0.15, "vocab_size": 8000, "warmup_share": 0.1}
+# the earlier cpu-small recipe, which the variants below change one thing of (the preset has moved on since)
+REFERENCE = {"positions": "learned", "mask_ratio": 0.15, "vocab_size": 8000, "warmup_share": 0.1, "pack": False,
+             "batch_size": 32, "lr": 2e-3}
+NOT_TRAIN_KEYS = {"mask_ratio", "vocab_size", "warmup_share"}  # set through the masking, the tokenizer, the warm-up
 VARIANTS: dict[str, tuple[str, dict]] = {
     "learned-15": ("reference: learned positions, 15% masking", {}),
     "rope-15": ("rotary positions", {"positions": "rope"}),
@@ -66,7 +72,7 @@ def configs(changes: dict, vocab_size: int, steps: int, seed: int):
     settings = {**REFERENCE, **changes}
     model_config, train_config = preset("cpu-small", vocab_size, seed=seed)
     model_kw = {k: v for k, v in settings.items() if k in MODEL_KEYS}
-    train_kw = {k: v for k, v in settings.items() if k not in MODEL_KEYS | set(REFERENCE)}
+    train_kw = {k: v for k, v in settings.items() if k not in MODEL_KEYS | NOT_TRAIN_KEYS}
     model_config = model_config.__class__(**{**model_config.to_dict(), **model_kw})
     train_config = train_config.replace(
         **train_kw, max_steps=steps, warmup_steps=max(1, round(settings["warmup_share"] * steps)), eval_every=steps,
@@ -76,20 +82,33 @@ def configs(changes: dict, vocab_size: int, steps: int, seed: int):
 
 
 def tokens_per_step(tok, train, train_config) -> float:
-    """Real (non-padding) tokens in one step's batch, on average over the training chunks."""
-    chunks = tok.encode_chunks(train, max_length=train_config.max_length)
-    return train_config.batch_size * statistics.fmean(len(ex["input_ids"]) for ex in chunks)
+    """Real (non-padding) tokens in one step's batch, on average over the training rows."""
+    rows = train_rows(tok, train, train_config)
+    return train_config.batch_size * statistics.fmean(len(ex["input_ids"]) for ex in rows)
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """``["batch_size=12", "lr=1.4e-3", "pack=false"]`` -> training settings for :func:`preset`."""
+    settings = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or key not in TrainConfig.__dataclass_fields__ or key in ("masking", "eval_masking"):
+            raise SystemExit(f"--set takes KEY=VALUE with KEY a TrainConfig field (not the masking), got {pair!r}")
+        settings[key] = {"true": True, "false": False}.get(raw.lower(), None)
+        if settings[key] is None:
+            settings[key] = float(raw) if any(c in raw for c in ".e") else int(raw)
+    return settings
 
 
 def run(name: str, description: str, changes: dict, *, seconds: float | None, steps: int | None, seed: int, corpus, tokenizers,
-        valid_counts_cache: dict) -> dict:
+        valid_counts_cache: dict, preset_settings: dict | None = None) -> dict:
     vocab_size = (changes or {}).get("vocab_size", REFERENCE["vocab_size"])
     if vocab_size not in tokenizers:
         tokenizers[vocab_size] = mlm.train_tokenizer(corpus.texts("train"), vocab_size=vocab_size)
     tok = tokenizers[vocab_size]
     train, valid = corpus.texts("train"), corpus.texts("valid")
-    if changes is None:  # the preset exactly as the package defines it
-        model_config, train_config = preset("cpu-small", tok.vocab_size, seed=seed)
+    if changes is None:  # the preset as the package defines it (with --set: those training settings changed)
+        model_config, train_config = preset("cpu-small", tok.vocab_size, seed=seed, **(preset_settings or {}))
         steps = train_config.max_steps
     else:
         if steps is None:  # equal wall-clock: measure this recipe's seconds per step here, then fill the budget
@@ -126,11 +145,13 @@ def run(name: str, description: str, changes: dict, *, seconds: float | None, st
 
 def report(rows: list[dict]) -> str:
     """The rows as a Markdown table, in the order they were run."""
-    lines = ["| variant | what changes | seed | steps | train s | tokens seen | tokens/s | [MASK] loss | unigram at [MASK] | gap | [MASK] accuracy |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| variant | what changes | seed | steps | train s | wall s | tokens seen | tokens/s | [MASK] loss | unigram at [MASK] | gap | [MASK] accuracy |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['variant']} | {r['what'] if r['budget_s'] else 'the preset as defined, its own steps'} | {r['seed']} | "
-                     f"{r['steps']:,} | {r['train_s']:.0f} | {r['tokens_seen'] / 1e6:.2f} M | {r['tokens_per_s']:,.0f} | "
+        changed = ", ".join(f"{k} {v}" for k, v in r.get("preset_settings", {}).items())
+        what = r["what"] if r["budget_s"] else ("the preset with " + changed if changed else "the preset as defined")
+        lines.append(f"| {r['variant'].split(' with ')[0]} | {what} | {r['seed']} | "
+                     f"{r['steps']:,} | {r['train_s']:.0f} | {r['wall_s']:.0f} | {r['tokens_seen'] / 1e6:.2f} M | {r['tokens_per_s']:,.0f} | "
                      f"{r['mask_loss']:.3f} | {r['unigram_mask_loss']:.3f} | {r['gap_to_unigram']:.2f} | {r['mask_accuracy']:.3f} |")
     return "\n".join(lines)
 
@@ -140,6 +161,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=90.0, help="wall-clock budget of each variant")
     parser.add_argument("--only", nargs="*", default=None, help=f"variants to run (default: all): {', '.join(VARIANTS)}")
     parser.add_argument("--preset", action="store_true", help="instead: the cpu-small preset as it stands, its own steps")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="with --preset: training settings to change (max_steps also scales the warm-up)")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: PyTorch's choice)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -156,8 +179,12 @@ def main() -> None:
     corpus = mlm.load_corpus("python-docs")
     tokenizers, baselines = {}, {}
     rows = json.loads(args.out.read_text()) if args.out.is_file() else []
+    changed = parse_settings(args.set)
+    if changed and not args.preset:
+        raise SystemExit("--set changes the preset's settings; use it with --preset")
     if args.preset:
-        plan = [("preset cpu-small", f"the cpu-small preset as defined: {PRESETS['cpu-small']}", None, None)]
+        what = ", ".join(f"{k} {v}" for k, v in changed.items())
+        plan = [("preset cpu-small" + (" with " + what if what else ""), f"the cpu-small preset as defined: {PRESETS['cpu-small']}", None, None)]
     else:
         plan = [(n, VARIANTS[n][0], VARIANTS[n][1], None) for n in (args.only or VARIANTS)]
     print(f"{'variant':<18} {'seed':>4} {'steps':>6} {'train s':>7} {'tokens':>7} {'tok/s':>7} {'[MASK] loss':>11} "
@@ -165,8 +192,9 @@ def main() -> None:
     for name, description, changes, steps in plan:
         for seed in args.seeds:
             row = run(name, description, changes, seconds=args.seconds, steps=steps, seed=seed, corpus=corpus,
-                      tokenizers=tokenizers, valid_counts_cache=baselines)
+                      tokenizers=tokenizers, valid_counts_cache=baselines, preset_settings=changed)
             row["budget_s"] = None if changes is None else args.seconds
+            row["preset_settings"] = changed
             rows.append(row)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(rows, indent=1))
