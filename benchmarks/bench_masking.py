@@ -22,7 +22,7 @@ import time
 import torch
 
 import mlm_lessons as mlm
-from mlm_lessons.display import Table
+from mlm_lessons.teaching.display import Table
 from mlm_lessons.masking import pad_examples
 
 

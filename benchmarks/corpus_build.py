@@ -14,7 +14,7 @@ import tempfile
 import time
 
 import mlm_lessons as mlm
-from mlm_lessons.display import Table
+from mlm_lessons.teaching.display import Table
 
 
 def main() -> None:

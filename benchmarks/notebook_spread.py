@@ -7,7 +7,7 @@ A variant is ``SEED_OFFSET:THREADS``: the chapters are executed top to bottom (w
 order, from an empty cache of their own) with ``MLM_LESSONS_SEED_OFFSET`` and the thread count set,
 so every model is trained again – another seed, or the same seed on another number of threads,
 which changes the floating-point sums and, over a training run, the result. The chapters' hidden
-claims (``mlm_lessons.claims``) run in record mode: a failing claim is noted, not raised, so every
+claims (``mlm_lessons.teaching.claims``) run in record mode: a failing claim is noted, not raised, so every
 claim of every variant is seen. ``--jobs 2`` runs two variants at once (give each one thread then:
 ``0:1 2:1``), each in its own process; ``--append`` adds variants to an earlier ``--out``.
 
@@ -34,7 +34,7 @@ BOOK = ROOT / "book"
 TRAINING_CHAPTERS = ["05_pretraining", "06_masking_experiments", "07_domain_adaptive_pretraining", "08_fine_tuning",
                      "09_mlm_limits"]
 MARK = "<<claims>>"
-DUMP = f"import json as _j, mlm_lessons.claims as _c\nprint({MARK!r} + _j.dumps(_c.recorded()))"
+DUMP = f"import json as _j, mlm_lessons.teaching.claims as _c\nprint({MARK!r} + _j.dumps(_c.recorded()))"
 
 
 def _variant(text: str) -> tuple[int, int]:

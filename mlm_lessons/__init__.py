@@ -1,13 +1,17 @@
 """mlm_lessons: the companion package of the book *Masked Language Modeling, Step by Step*.
 
-The modules follow the book, each importing only those before it:
+The top level is the MLM chain, each module importing only those before it:
 ``corpus`` (ch. 1) -> ``tokenizer`` (ch. 1) -> ``masking`` (ch. 2) -> ``objective`` (ch. 3) ->
-``model`` (ch. 4) -> ``training`` (ch. 5) -> ``adaptation`` (ch. 7) -> ``tasks`` -> ``finetuning`` (ch. 8)
--> ``ablations`` (ch. 6, which judges pretraining by fine-tuning); ``generation`` and ``scoring`` (ch. 9)
-build on ``model``;
-``display``, ``plots``, ``widgets``, ``explorer`` (the widgets' job in a browser, for the online
-book), ``exercises``, ``claims`` (the chapters' tolerant checks of trained models), ``coursework``,
-``hf`` and the command line sit on top.
+``model`` (ch. 4) -> the training engine (``seeding``: named random streams, ``batches``: a batch
+source per objective, ``engine``: the optimizer step and early stopping, ``rundir``: checkpoints
+and the run cache) -> ``training`` (pretraining, ch. 5) -> ``adaptation`` (DAPT, ch. 7) -> ``tasks``
+-> ``finetuning`` (ch. 8) -> ``ablations`` (ch. 6, which judges pretraining by fine-tuning);
+``generation`` and ``scoring`` (ch. 9) build on ``model``; ``hf`` exports to ``transformers``;
+``cli`` is the command line.
+
+``teaching/`` is the book's layer on top of the chain: ``display``, ``plots``, ``widgets``,
+``explorer`` (the widgets' job in a browser, for the online book), ``exercises`` (a module per
+chapter), ``claims`` (the chapters' tolerant checks of trained models) and ``coursework``.
 
 The public names below are imported on first use, so that ``import mlm_lessons`` stays light: the
 corpus harvest in particular must run in an interpreter where PyTorch has not been imported
@@ -28,9 +32,9 @@ _EXPORTS = {
                 "mask_once", "mask_tokens", "mask_tokens_explained", "num_to_select", "pack_examples"],
     "objective": ["context_free_baselines", "masked_accuracy", "masked_lm_loss", "perplexity", "token_counts",
                   "uniform_baseline", "unigram_baseline"],
-    "claims": ["claim"],
-    "exercises": ["check"],
-    "coursework": ["student_edition"],
+    "teaching.claims": ["claim"],
+    "teaching.exercises": ["check"],
+    "teaching.coursework": ["student_edition"],
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -18,19 +18,18 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
 
 from .corpus.stats import top_words, word_frequencies
-from .model import MaskedLM
-from .tokenizer import SPECIAL_TOKENS, MLMTokenizer, _blank_tokenizer, _check_texts, _finish
+from .model import MaskedLM, check_vocabulary
+from .tokenizer import SPECIAL_TOKENS, MLMTokenizer, check_texts, wordpiece_tokenizer
 from .training import PretrainResult, TrainConfig, pretrain
 
 __all__ = [
-    "DomainShift", "domain_shift", "dapt", "domain_words", "extend_vocabulary", "vocabulary_fingerprint",
-    "check_same_vocabulary", "load_pretrained", "dapt_config",
+    "DomainShift", "domain_shift", "dapt", "domain_words", "extend_vocabulary", "load_pretrained", "dapt_config",
 ]
 
 
@@ -72,8 +71,8 @@ class DomainShift:
 def domain_shift(tokenizer: MLMTokenizer, general_texts: Sequence[str], domain_texts: Sequence[str], *,
                  k: int = 5000, general: str = "general", domain: str = "domain") -> DomainShift:
     """Measure the shift from ``general_texts`` (what ``tokenizer`` was trained on) to ``domain_texts``."""
-    general_texts = _check_texts(general_texts, "general_texts")
-    domain_texts = _check_texts(domain_texts, "domain_texts")
+    general_texts = check_texts(general_texts, "general_texts")
+    domain_texts = check_texts(domain_texts, "domain_texts")
     from .corpus.stats import vocabulary_overlap
 
     g_counts, d_counts = word_frequencies(general_texts), word_frequencies(domain_texts)
@@ -122,7 +121,7 @@ def dapt(
     """
     if not isinstance(model, MaskedLM):
         raise ValueError(f"dapt continues a trained MaskedLM, got {type(model).__name__}; pretrain one first")
-    check_same_vocabulary(model, tokenizer)
+    check_vocabulary(model.config, tokenizer)
     return pretrain(
         copy.deepcopy(model), tokenizer, domain_train, domain_valid, config, out_dir=out_dir,
         also_evaluate={"general": list(general_valid), **(extra_valid or {})}, patience=patience, min_delta=min_delta,
@@ -133,35 +132,6 @@ def dapt(
 # -- 3. vocabulary extension -------------------------------------------------------------------------
 
 
-def vocabulary_fingerprint(tokenizer: MLMTokenizer) -> str:
-    """A short hash of the vocabulary (tokens in id order): equal fingerprints, same ids."""
-    import hashlib
-
-    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    return hashlib.sha256("\n".join(t for t, _ in vocab).encode()).hexdigest()[:16]
-
-
-def check_same_vocabulary(model: torch.nn.Module, tokenizer: MLMTokenizer) -> None:
-    """Raise a ValueError when ``model`` was not built for ``tokenizer``'s vocabulary.
-
-    The size is what can be checked on any model; a model that records the fingerprint of its
-    vocabulary (``model.vocab_fingerprint``, set by :func:`load_pretrained`
-    and :func:`extend_vocabulary`) is checked token for token.
-    """
-    size = model.config.vocab_size
-    if size != tokenizer.vocab_size:
-        raise ValueError(
-            f"the model has a vocabulary of {size:,} tokens, the tokenizer {tokenizer.vocab_size:,}: the "
-            f"checkpoint comes from another vocabulary; use the tokenizer saved with it (tokenizer.json in its run directory)"
-        )
-    recorded = getattr(model, "vocab_fingerprint", None)
-    if recorded is not None and recorded != vocabulary_fingerprint(tokenizer):
-        raise ValueError(
-            f"the model was trained with vocabulary {recorded}, the tokenizer has {vocabulary_fingerprint(tokenizer)} "
-            f"(same size, different tokens); use the tokenizer saved with the checkpoint"
-        )
-
-
 def domain_words(tokenizer: MLMTokenizer, domain_texts: Sequence[str], k: int = 500, *, min_count: int = 20) -> list[str]:
     """The ``k`` domain words that would gain most from a token of their own.
 
@@ -169,7 +139,7 @@ def domain_words(tokenizer: MLMTokenizer, domain_texts: Sequence[str], k: int = 
     least ``min_count`` times in ``domain_texts`` and that ``tokenizer`` cuts into two or more
     pieces; they are ranked by the pieces a new token would save, ``count × (pieces - 1)``.
     """
-    domain_texts = _check_texts(domain_texts, "domain_texts")
+    domain_texts = check_texts(domain_texts, "domain_texts")
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     if not isinstance(min_count, int) or min_count < 1:
@@ -200,7 +170,7 @@ def extend_vocabulary(model: MaskedLM, tokenizer: MLMTokenizer, words: Sequence[
     and its output bias as the mean of their biases – the model starts out treating the new token
     roughly as it treated its pieces.
     """
-    check_same_vocabulary(model, tokenizer)
+    check_vocabulary(model.config, tokenizer)
     words = list(words)
     if not words:
         raise ValueError("words is empty; pass the domain words to add, e.g. domain_words(tokenizer, texts)")
@@ -226,15 +196,9 @@ def extend_vocabulary(model: MaskedLM, tokenizer: MLMTokenizer, words: Sequence[
     extended_vocab = dict(vocab)
     for i, w in enumerate(words):
         extended_vocab[w] = old_size + i
-    from tokenizers import models
+    new_tokenizer = wordpiece_tokenizer(extended_vocab, lowercase=lowercase)
 
-    tok = _blank_tokenizer(lowercase)
-    tok.model = models.WordPiece(vocab=extended_vocab, unk_token=SPECIAL_TOKENS[1], continuing_subword_prefix="##",
-                                 max_input_chars_per_word=100)
-    tok.add_special_tokens(list(SPECIAL_TOKENS))
-    new_tokenizer = _finish(tok)
-
-    config = model.config.__class__(**{**model.config.to_dict(), "vocab_size": old_size + len(words)})
+    config = replace(model.config, vocab_size=old_size + len(words), vocab_fingerprint=new_tokenizer.fingerprint)
     new_model = MaskedLM(config)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     old_emb, old_bias = state["encoder.tok_emb.weight"], state["head_bias"]
@@ -244,19 +208,17 @@ def extend_vocabulary(model: MaskedLM, tokenizer: MLMTokenizer, words: Sequence[
     state["head_bias"] = torch.cat([old_bias, new_bias])
     new_model.load_state_dict(state)
     new_model.to(old_emb.device).train(model.training)
-    new_model.vocab_fingerprint = vocabulary_fingerprint(new_tokenizer)
     return new_model, new_tokenizer
 
 
 def load_pretrained(run_dir, tokenizer: MLMTokenizer | None = None, device: str = "cpu") -> tuple[MaskedLM, MLMTokenizer]:
-    """The model and tokenizer of a run directory (``pretrain``, ``dapt``), the model marked with
-    its vocabulary's fingerprint. A ``tokenizer`` passed in must be the run's own vocabulary."""
-    from .training import load_run
+    """The model and tokenizer of a run directory (``pretrain``, ``dapt``); the model's configuration
+    records its vocabulary's fingerprint. A ``tokenizer`` passed in must be the run's own vocabulary."""
+    from .rundir import load_run
 
     model, own, _ = load_run(run_dir, device=device)
-    model.vocab_fingerprint = vocabulary_fingerprint(own)
     if tokenizer is not None:
-        check_same_vocabulary(model, tokenizer)
+        check_vocabulary(model.config, tokenizer)
     return model, own if tokenizer is None else tokenizer
 
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from .corpus import CORPUS_NAMES, Corpus, load_corpus
-from .display import Table
+from .teaching.display import Table
 from .tokenizer import MLMTokenizer, train_tokenizer
 
 __all__ = ["main", "build_parser"]
@@ -88,7 +88,8 @@ def cmd_fragmentation(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .training import CHECKPOINT, PRESETS, TOKENIZER, preset, pretrain
+    from .rundir import CHECKPOINT, TOKENIZER
+    from .training import PRESETS, preset, pretrain
 
     if not args.corpus and not args.paths:
         raise ValueError("say what to train on: --corpus NAME or --paths FILE ...")
@@ -125,7 +126,7 @@ def cmd_pretrain(args) -> int:
 
 def cmd_fill_mask(args) -> int:
     from .model import fill_mask
-    from .training import load_run
+    from .rundir import load_run
 
     model, tok, _ = load_run(args.checkpoint)
     for i, options in enumerate(fill_mask(model, tok, args.text, top_k=args.top_k)):
@@ -137,7 +138,7 @@ def cmd_dapt(args) -> int:
     from .adaptation import dapt, dapt_config, domain_words, extend_vocabulary, load_pretrained
     from .training import TrainConfig
 
-    from .training import CHECKPOINT, load_checkpoint
+    from .rundir import CHECKPOINT, load_checkpoint
 
     model, tok = load_pretrained(args.checkpoint, MLMTokenizer.load(args.tokenizer) if args.tokenizer else None)
     ckpt = load_checkpoint(Path(args.checkpoint) / CHECKPOINT)
@@ -167,13 +168,12 @@ def cmd_finetune(args) -> int:
     from .finetuning import FinetuneConfig, build_model, finetune
     from .model import EncoderConfig
     from .tasks import load_task
-    from .training import save_checkpoint
+    from .rundir import save_checkpoint
 
     task = load_task(args.task).subsample(args.labels_per_class, seed=args.seed)
     pretrained, tok = load_pretrained(args.checkpoint, MLMTokenizer.load(args.tokenizer) if args.tokenizer else None)
     init = EncoderConfig(**pretrained.config.to_dict()) if args.from_scratch else pretrained
     model = build_model(task, init, pooling=args.pooling, seed=args.seed)
-    model.vocab_fingerprint = pretrained.vocab_fingerprint
     config = FinetuneConfig(lr=args.lr, max_steps=args.max_steps, seed=args.seed, device=args.device,
                             max_length=min(args.max_length, pretrained.config.max_len))
     result = finetune(model, tok, task, config, progress=not args.quiet)
@@ -194,7 +194,7 @@ BOOK_DIR = Path(__file__).resolve().parents[1] / "book"  # the book next to the 
 
 
 def cmd_student_edition(args) -> int:
-    from .coursework import student_edition
+    from .teaching.coursework import student_edition
 
     if args.book is None:
         book = BOOK_DIR

@@ -15,7 +15,6 @@ linear decay, evaluates on the validation split during training, stops early whe
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,16 +24,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._checks import require_ints
-from .adaptation import check_same_vocabulary
-from .masking import IGNORE_INDEX
-from .model import Encoder, EncoderConfig, MaskedLM
+from .batches import LabelledBatches
+from .engine import EarlyStopping, StepCore, pick_device, resolve_precision
+from .masking import IGNORE_INDEX, pad_examples
+from .model import Encoder, EncoderConfig, MaskedLM, check_vocabulary, evaluating
+from .seeding import seed_offset, stream_seed
 from .tasks import TaskData, spans_of
-from .training import _mix, param_groups, pick_device, seed_offset
 
 __all__ = [
     "SequenceClassifier", "TokenClassifier", "ClassifierOutput", "FinetuneConfig", "FinetuneResult",
     "finetune", "build_model", "evaluate_task", "predict", "encode_classification", "encode_tagging",
-    "classification_metrics", "tagging_metrics",
+    "classification_metrics", "tagging_metrics", "f1_score",
 ]
 
 
@@ -70,9 +70,7 @@ class _Head(nn.Module):
         if not isinstance(mlm, MaskedLM):
             raise ValueError(f"from_pretrained takes a MaskedLM, got {type(mlm).__name__}")
         model = cls(mlm.config, num_labels, **kwargs)
-        model.encoder.load_state_dict(mlm.encoder.state_dict())
-        if getattr(mlm, "vocab_fingerprint", None) is not None:
-            model.vocab_fingerprint = mlm.vocab_fingerprint
+        model.encoder.load_state_dict(mlm.encoder.state_dict())  # the configuration carries the vocabulary's fingerprint
         return model.to(next(mlm.parameters()).device)
 
 
@@ -184,22 +182,6 @@ def _tagged_chunk(tokenizer, ids, labels, example, words) -> dict:
             "example": example, "words": words}
 
 
-def _collate(items: list[dict], pad_id: int, kind: str) -> dict:
-    width = max(len(it["input_ids"]) for it in items)
-    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    for i, it in enumerate(items):
-        ids[i, : len(it["input_ids"])] = torch.tensor(it["input_ids"])
-        mask[i, : len(it["input_ids"])] = 1
-    if kind == "classification":
-        labels = torch.tensor([it["label"] for it in items], dtype=torch.long)
-    else:
-        labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
-        for i, it in enumerate(items):
-            labels[i, : len(it["labels"])] = torch.tensor(it["labels"])
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
 def _encode(tokenizer, task: TaskData, examples, max_length: int) -> list[dict]:
     if task.kind == "classification":
         return encode_classification(tokenizer, examples, max_length)
@@ -209,7 +191,8 @@ def _encode(tokenizer, task: TaskData, examples, max_length: int) -> list[dict]:
 # -- metrics ----------------------------------------------------------------------------------------
 
 
-def _f1(tp: int, fp: int, fn: int) -> float:
+def f1_score(tp: int, fp: int, fn: int) -> float:
+    """F1 from counts: 2·TP / (2·TP + FP + FN), the harmonic mean of precision and recall (0 when all are 0)."""
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
 
 
@@ -224,7 +207,7 @@ def classification_metrics(y_true, y_pred, num_labels: int) -> dict:
         tp = sum(t == c and p == c for t, p in zip(y_true, y_pred))
         fp = sum(t != c and p == c for t, p in zip(y_true, y_pred))
         fn = sum(t == c and p != c for t, p in zip(y_true, y_pred))
-        f1s.append(_f1(tp, fp, fn))
+        f1s.append(f1_score(tp, fp, fn))
     return {"accuracy": sum(t == p for t, p in zip(y_true, y_pred)) / len(y_true), "macro_f1": sum(f1s) / num_labels}
 
 
@@ -250,9 +233,9 @@ def tagging_metrics(gold: list, pred: list) -> dict:
     return {
         "word_accuracy": correct / max(words, 1),
         "token_precision": tp / (tp + fp) if tp + fp else 0.0, "token_recall": tp / (tp + fn) if tp + fn else 0.0,
-        "token_f1": _f1(tp, fp, fn),
+        "token_f1": f1_score(tp, fp, fn),
         "span_precision": s_tp / s_pred if s_pred else 0.0, "span_recall": s_tp / s_gold if s_gold else 0.0,
-        "span_f1": _f1(s_tp, s_pred - s_tp, s_gold - s_tp),
+        "span_f1": f1_score(s_tp, s_pred - s_tp, s_gold - s_tp),
     }
 
 
@@ -267,22 +250,20 @@ def predict(model, tokenizer, task: TaskData, split: str = "test", *, max_length
 
 @torch.no_grad()
 def _predict_encoded(model, tokenizer, task, examples, encoded, batch_size=128) -> list:
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     out = [None] * len(examples) if task.kind == "classification" else [[0] * len(ex.words) for ex in examples]
-    for i in range(0, len(encoded), batch_size):
-        items = encoded[i : i + batch_size]
-        b = _collate(items, tokenizer.pad_id, task.kind)
-        logits = model(b["input_ids"].to(device), b["attention_mask"].to(device)).logits.argmax(-1).cpu()
-        for j, it in enumerate(items):
-            if task.kind == "classification":
-                out[i + j] = int(logits[j])
-            else:
-                labelled = (b["labels"][j] != IGNORE_INDEX).nonzero().flatten().tolist()
-                for w, pos in zip(it["words"], labelled):
-                    out[it["example"]][w] = int(logits[j, pos])
-    model.train(was_training)
+    with evaluating(model):
+        for i in range(0, len(encoded), batch_size):
+            items = encoded[i : i + batch_size]
+            b = pad_examples(items, pad_id=tokenizer.pad_id)
+            logits = model(b["input_ids"].to(device), b["attention_mask"].to(device)).logits.argmax(-1).cpu()
+            for j, it in enumerate(items):
+                if task.kind == "classification":
+                    out[i + j] = int(logits[j])
+                else:
+                    labelled = (b["labels"][j] != IGNORE_INDEX).nonzero().flatten().tolist()
+                    for w, pos in zip(it["words"], labelled):
+                        out[it["example"]][w] = int(logits[j, pos])
     return out
 
 
@@ -320,6 +301,7 @@ class FinetuneConfig:
     max_length: int = 64
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # as TrainConfig: bf16 or fp16 on a GPU, fp32 elsewhere
     freeze_encoder: bool = False
 
     def __post_init__(self):
@@ -337,6 +319,8 @@ class FinetuneConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
         if self.weight_decay < 0 or self.clip_norm <= 0:
             raise ValueError(f"weight_decay must be >= 0 and clip_norm > 0, got {self.weight_decay!r} and {self.clip_norm!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -369,7 +353,7 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
         raise ValueError(f"task {task.name!r} ({task.kind}) needs a {expected.__name__}, got {type(model).__name__}")
     if model.num_labels != task.num_labels:
         raise ValueError(f"the model predicts {model.num_labels} labels, task {task.name!r} has {task.num_labels}: {task.label_names}")
-    check_same_vocabulary(model, tokenizer)
+    check_vocabulary(model.config, tokenizer)
     present = {ex.label for ex in task.train} if task.kind == "classification" else {y for ex in task.train for y in ex.labels}
     if len(present) < 2:
         raise ValueError(f"the training examples of {task.name!r} hold a single label ({sorted(present)}); fine-tuning needs at least two")
@@ -378,54 +362,40 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
     t0 = time.perf_counter()
     device = pick_device(config.device)
     model.to(device).train()
-    train = _encode(tokenizer, task, task.train, config.max_length)
+    train = LabelledBatches(_encode(tokenizer, task, task.train, config.max_length), batch_size=config.batch_size,
+                            seed=config.seed + seed_offset(), pad_id=tokenizer.pad_id)  # this run's data order
     valid_encoded = _encode(tokenizer, task, task.valid, config.max_length)
-    per_epoch = math.ceil(len(train) / config.batch_size)
-    total = min(config.max_steps, per_epoch * config.max_epochs)
-    eval_every = config.eval_every or min(per_epoch, 100)
-    warmup = int(config.warmup_ratio * total)
-
+    total = min(config.max_steps, train.steps_per_epoch * config.max_epochs)
+    eval_every = config.eval_every or min(train.steps_per_epoch, 100)
     if config.freeze_encoder:  # a probe: the encoder stays as pretraining left it (and in eval mode)
         model.encoder.requires_grad_(False)
     trainable = nn.ModuleDict({k: m for k, m in model.named_children() if not (config.freeze_encoder and k == "encoder")})
-    optimizer = torch.optim.AdamW(param_groups(trainable, config.weight_decay), lr=config.lr, betas=(0.9, 0.98), eps=1e-6)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    core = StepCore(model, lr=config.lr, total_steps=total, warmup_steps=int(config.warmup_ratio * total),
+                    weight_decay=config.weight_decay, clip_norm=config.clip_norm, device=device,
+                    precision=resolve_precision(config.precision, device), trainable=trainable)
     metric = _main_metric(task)
-    seed = config.seed + seed_offset()  # the data order and dropout of this run
-    best = {"score": -math.inf, "step": 0, "state": copy.deepcopy(model.state_dict()), "metrics": {}}
-    history, bad, window = [], 0, []
+    stopper = EarlyStopping(config.patience, higher_is_better=True, start_from=model)
+    history, window, best_scores = [], [], {}
     for step in tqdm(range(total), disable=not progress, desc=f"fine-tuning {task.name}"):
-        epoch, k = divmod(step, per_epoch)
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(_mix(seed, 31, epoch)))
-        batch = _collate([train[i] for i in order[k * config.batch_size : (k + 1) * config.batch_size].tolist()],
-                         tokenizer.pad_id, task.kind)
-        torch.manual_seed(_mix(seed, 37, step))  # this step's dropout
+        torch.manual_seed(stream_seed(train.seed, "finetune-dropout", step))  # this step's dropout
         if config.freeze_encoder:
             model.encoder.eval()
-        out = model(**{key: v.to(device) for key, v in batch.items()})
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        schedule.step()
-        window.append(out.loss.item())
+        loss, _ = core.step([train(step)])
+        window.append(loss.item())
         done = step + 1
         if done % eval_every == 0 or done == total:
             scores = _metrics(task, task.valid, _predict_encoded(model, tokenizer, task, task.valid, valid_encoded))
-            history.append({"step": done, "epoch": done / per_epoch, "train_loss": sum(window) / len(window),
+            history.append({"step": done, "epoch": done / train.steps_per_epoch, "train_loss": sum(window) / len(window),
                             **{f"valid_{k}": v for k, v in scores.items()}})
             window = []
-            if scores[metric] > best["score"]:
-                best = {"score": scores[metric], "step": done, "state": copy.deepcopy(model.state_dict()), "metrics": scores}
-                bad = 0
-            else:
-                bad += 1
-                if bad >= config.patience:
-                    break
-    model.load_state_dict(best["state"])
+            stop = stopper.update(scores[metric], done, model)
+            if stopper.best_step == done:
+                best_scores = scores
+            if stop:
+                break
+    stopper.restore(model)
     if config.freeze_encoder:  # frozen for this run only: fine-tuning the model again trains it all
         model.encoder.requires_grad_(True)
     model.eval()
     test = evaluate_task(model, tokenizer, task, "test", max_length=config.max_length) if evaluate_test else None
-    return FinetuneResult(model, history, best["step"], best["metrics"], test, time.perf_counter() - t0)
+    return FinetuneResult(model, history, stopper.best_step, best_scores, test, time.perf_counter() - t0)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .model import MaskedLM
+from .model import CausalLM, MaskedLM, eval_mode
 
 __all__ = ["remask_schedule", "Generation", "mask_predict", "fill_sequentially", "generate_causal",
            "repetition_rate", "distinct_ngrams", "attested_bigrams", "word_bigrams", "piece_bigrams", "two_mask_test"]
@@ -45,7 +45,7 @@ class Generation:
 def _start(model, tokenizer, start) -> torch.Tensor:
     if not isinstance(model, MaskedLM):
         raise ValueError(f"model must be a MaskedLM, got {type(model).__name__}")
-    if model.config.causal:
+    if isinstance(model, CausalLM):
         raise ValueError("this model is causal: it sees only the left context; use generate_causal")
     if isinstance(start, int) and not isinstance(start, bool):
         if not 1 <= start <= model.config.max_len - 2:
@@ -81,6 +81,7 @@ def _pieces(tokenizer, ids: torch.Tensor) -> list[str]:
     return [tokenizer.id_to_token(i) for i in ids.tolist()]
 
 
+@eval_mode
 @torch.no_grad()
 def mask_predict(model: MaskedLM, tokenizer, start: int | str, *, iterations: int = 10, temperature: float = 0.0,
                  generator: torch.Generator | None = None) -> Generation:
@@ -90,8 +91,6 @@ def mask_predict(model: MaskedLM, tokenizer, start: int | str, *, iterations: in
     generated pieces is masked again. ``temperature=0`` takes the most likely piece."""
     _check_temperature(temperature)
     remask_schedule(1, iterations)  # validates iterations
-    was_training = model.training
-    model.eval()
     ids = _start(model, tokenizer, start)
     targets = ids == tokenizer.mask_id
     n = int(targets.sum())
@@ -113,10 +112,10 @@ def mask_predict(model: MaskedLM, tokenizer, start: int | str, *, iterations: in
         masked[confidence.topk(count, largest=False).indices] = True
         ids = torch.where(masked, torch.full_like(ids, tokenizer.mask_id), ids)
         steps.append(_pieces(tokenizer, ids))
-    model.train(was_training)
     return Generation(ids.tolist(), tokenizer.decode(ids.tolist()), steps)
 
 
+@eval_mode
 @torch.no_grad()
 def fill_sequentially(model: MaskedLM, tokenizer, start: int | str, *, order: str = "left-to-right",
                       temperature: float = 0.0, generator: torch.Generator | None = None) -> Generation:
@@ -125,8 +124,6 @@ def fill_sequentially(model: MaskedLM, tokenizer, start: int | str, *, order: st
     if order not in ("left-to-right", "confident"):
         raise ValueError(f"order must be 'left-to-right' or 'confident', got {order!r}")
     _check_temperature(temperature)
-    was_training = model.training
-    model.eval()
     ids = _start(model, tokenizer, start)
     banned = sorted(tokenizer.special_ids)
     steps = [_pieces(tokenizer, ids)]
@@ -136,22 +133,20 @@ def fill_sequentially(model: MaskedLM, tokenizer, start: int | str, *, order: st
         k = 0 if order == "left-to-right" else int(p.argmax())
         ids[open_positions[k]] = tok[k]
         steps.append(_pieces(tokenizer, ids))
-    model.train(was_training)
     return Generation(ids.tolist(), tokenizer.decode(ids.tolist()), steps)
 
 
+@eval_mode
 @torch.no_grad()
 def generate_causal(model: MaskedLM, tokenizer, prompt: str = "", *, max_new_tokens: int = 40, temperature: float = 1.0,
                     generator: torch.Generator | None = None) -> Generation:
-    """Sample a causal model (``causal=True``) piece by piece after ``[CLS]`` and ``prompt``, until
+    """Sample a causal model (a ``CausalLM``) piece by piece after ``[CLS]`` and ``prompt``, until
     ``[SEP]`` or ``max_new_tokens``. ``temperature=0`` takes the most likely piece each time."""
-    if not isinstance(model, MaskedLM) or not model.config.causal:
-        raise ValueError("generate_causal needs a causal model (EncoderConfig(causal=True)) trained with objective='causal'")
+    if not isinstance(model, CausalLM):
+        raise ValueError("generate_causal needs a causal model (a CausalLM) trained with objective='causal'")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
     _check_temperature(temperature)
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     ids = [tokenizer.cls_id] + tokenizer.encode(prompt, add_special_tokens=False)
     if len(ids) >= model.config.max_len:
@@ -165,7 +160,6 @@ def generate_causal(model: MaskedLM, tokenizer, prompt: str = "", *, max_new_tok
         ids.append(int(tok))
         if ids[-1] == tokenizer.sep_id:
             break
-    model.train(was_training)
     return Generation(ids, tokenizer.decode(ids))
 
 
@@ -221,6 +215,7 @@ def piece_bigrams(sequences) -> Counter:
     return counts
 
 
+@eval_mode
 @torch.no_grad()
 def two_mask_test(model: MaskedLM, tokenizer, texts, *, n: int, reference: Counter, seed: int = 0) -> dict:
     """The independence assumption, measured: in ``n`` texts mask two neighbouring pieces and fill
@@ -230,14 +225,12 @@ def two_mask_test(model: MaskedLM, tokenizer, texts, *, n: int, reference: Count
     (:func:`piece_bigrams` of the training data)."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
-    if model.config.causal:
+    if isinstance(model, CausalLM):
         raise ValueError("two_mask_test needs a bidirectional MaskedLM")
     rng = random.Random(seed)
     candidates = [ids for ids in (tokenizer.encode(t, max_length=model.config.max_len) for t in texts) if len(ids) >= 6]
     if len(candidates) < n:
         raise ValueError(f"only {len(candidates)} texts have 4 pieces or more; pass more texts or a smaller n")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     banned = sorted(tokenizer.special_ids)
     tally = {"parallel_right": 0, "sequential_right": 0, "parallel_attested": 0, "sequential_attested": 0}
@@ -254,5 +247,4 @@ def two_mask_test(model: MaskedLM, tokenizer, texts, *, n: int, reference: Count
         for name, pair in (("parallel", parallel), ("sequential", sequential)):
             tally[f"{name}_right"] += pair == truth
             tally[f"{name}_attested"] += pair in reference
-    model.train(was_training)
     return {k: v / n for k, v in tally.items()} | {"pairs": n}

@@ -340,11 +340,14 @@ def pack_examples(examples: Sequence[dict], *, max_length: int) -> list[dict]:
 
 
 def pad_examples(examples: Sequence[dict], *, pad_id: int, pad_to_multiple_of: int | None = None) -> dict:
-    """Pad examples ``{"input_ids": [...], "word_ids"?: [...], "labels"?: [...]}`` to a batch.
+    """Pad examples ``{"input_ids": [...], "word_ids"?: [...], "labels"?: [...]}`` to a batch: the
+    one collate function of the package (pretraining, evaluation and fine-tuning all pad with it).
 
     Returns ``input_ids`` and ``attention_mask`` (and ``labels``, padded with -100, and ``fate``,
     padded with ``Fate.UNTOUCHED``, when every example has them) as LongTensors, and ``word_ids``
-    padded with None when every example has them.
+    padded with None when every example has them. Examples of a classification task carry one
+    ``label`` each instead of ``labels``: they become ``labels`` of shape [batch]. Other keys are
+    left out.
     """
     if not examples:
         raise ValueError("cannot pad an empty list of examples")
@@ -366,6 +369,8 @@ def pad_examples(examples: Sequence[dict], *, pad_id: int, pad_to_multiple_of: i
         for i, ex in enumerate(examples):
             labels[i, : len(ex["labels"])] = torch.as_tensor(ex["labels"], dtype=torch.long)
         batch["labels"] = labels
+    elif all("label" in ex for ex in examples):
+        batch["labels"] = torch.tensor([ex["label"] for ex in examples], dtype=torch.long)
     if all("fate" in ex for ex in examples):
         fate = torch.full((len(examples), width), Fate.UNTOUCHED, dtype=torch.long)
         for i, ex in enumerate(examples):

@@ -23,8 +23,10 @@ vocabulary projection, most of a small model's compute.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -34,7 +36,7 @@ from ._checks import require_ints
 from .masking import IGNORE_INDEX
 from .objective import masked_lm_loss
 
-__all__ = ["EncoderConfig", "Encoder", "MaskedLM", "MaskedLMOutput", "parameter_table", "flops_per_token", "fill_mask",
+__all__ = ["EncoderConfig", "Encoder", "MaskedLM", "CausalLM", "language_model", "check_vocabulary", "evaluating", "eval_mode", "MaskedLMOutput", "parameter_table", "flops_per_token", "fill_mask",
            "POSITION_SCHEMES", "rotary_tables", "rotate_half", "apply_rotary", "alibi_slopes", "alibi_bias"]
 
 
@@ -56,6 +58,9 @@ class EncoderConfig:
     causal: bool = False  # True: each position attends only to itself and the left (a left-to-right LM)
     positions: str = "learned"  # "learned" (BERT), "rope" (rotary, as ModernBERT) or "alibi" (a distance penalty)
     rope_theta: float = 10000.0  # rotary base: the slowest rotation has a period of 2π · rope_theta positions
+    # the vocabulary the model reads (``MLMTokenizer.fingerprint``): None until it is trained with a
+    # tokenizer; saved in every checkpoint and checked against the tokenizer it is used with
+    vocab_fingerprint: str | None = None
 
     def __post_init__(self):
         require_ints(self, ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "d_ff"), minimum=1)
@@ -79,6 +84,8 @@ class EncoderConfig:
                              f"must be even; change d_model or n_heads")
         if not (isinstance(self.rope_theta, (int, float)) and self.rope_theta > 1):
             raise ValueError(f"rope_theta must be a number > 1 (the rotary base, e.g. 10000.0), got {self.rope_theta!r}")
+        if self.vocab_fingerprint is not None and not isinstance(self.vocab_fingerprint, str):
+            raise ValueError(f"vocab_fingerprint must be a str (MLMTokenizer.fingerprint) or None, got {self.vocab_fingerprint!r}")
 
     @property
     def head_dim(self) -> int:
@@ -86,6 +93,52 @@ class EncoderConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def for_vocabulary(self, tokenizer) -> "EncoderConfig":
+        """This configuration with ``tokenizer``'s fingerprint, after checking that it is the
+        vocabulary the configuration was made for (size, and fingerprint where one is recorded)."""
+        check_vocabulary(self, tokenizer)
+        return replace(self, vocab_fingerprint=tokenizer.fingerprint)
+
+
+def check_vocabulary(config: EncoderConfig, tokenizer) -> None:
+    """Raise a ValueError when a model of ``config`` was not built for ``tokenizer``'s vocabulary:
+    the size is checked always, the tokens themselves where the configuration records a fingerprint."""
+    size = config.vocab_size
+    if size != tokenizer.vocab_size:
+        raise ValueError(
+            f"the model has a vocabulary of {size:,} tokens, the tokenizer {tokenizer.vocab_size:,}: the "
+            f"checkpoint comes from another vocabulary; use the tokenizer saved with it (tokenizer.json in its run directory)"
+        )
+    if config.vocab_fingerprint is not None and config.vocab_fingerprint != tokenizer.fingerprint:
+        raise ValueError(
+            f"the model was trained with vocabulary {config.vocab_fingerprint}, the tokenizer has {tokenizer.fingerprint} "
+            f"(same size, different tokens); use the tokenizer saved with the checkpoint"
+        )
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """Run the block with ``model`` in eval mode (no dropout), and put it back as it was, even after an error."""
+    if not isinstance(model, nn.Module):  # nothing to switch: the block's own checks will say what is wrong
+        yield model
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def eval_mode(fn):
+    """Decorator: ``fn(model, ...)`` runs with ``model`` in eval mode (:func:`evaluating`)."""
+    @functools.wraps(fn)
+    def wrapper(model, *args, **kwargs):
+        with evaluating(model):
+            return fn(model, *args, **kwargs)
+
+    return wrapper
 
 
 # -- positions that live in attention: rotary (RoPE) and a linear distance bias (ALiBi) -------------
@@ -260,8 +313,13 @@ class MaskedLMOutput:
 
 
 class MaskedLM(nn.Module):
+    """The bidirectional encoder and its masked-LM head (see :class:`CausalLM` for the left-to-right twin)."""
+
     def __init__(self, config: EncoderConfig):
         super().__init__()
+        if config.causal != isinstance(self, CausalLM):
+            raise ValueError(f"a {type(self).__name__} needs EncoderConfig(causal={isinstance(self, CausalLM)}), got causal={config.causal}; "
+                             f"use {'MaskedLM' if not config.causal else 'CausalLM'} (or language_model(config), which picks it)")
         self.config = config
         self.encoder = Encoder(config)
         self.head_dense = nn.Linear(config.d_model, config.d_model)
@@ -298,6 +356,22 @@ class MaskedLM(nn.Module):
     def num_parameters(self) -> int:
         """Parameters counted once (the tied output projection is the embedding matrix)."""
         return sum(p.numel() for p in self.parameters())
+
+    def check_vocabulary(self, tokenizer) -> None:
+        """Raise a ValueError unless ``tokenizer`` is the vocabulary this model reads; a model that
+        records no fingerprint yet (a new one) takes ``tokenizer``'s, once its size matches."""
+        self.config = self.encoder.config = self.config.for_vocabulary(tokenizer)
+
+
+class CausalLM(MaskedLM):
+    """A left-to-right language model: the same encoder with causal attention (position ``t`` sees
+    ``<= t``) and the same head, trained with ``TrainConfig(objective="causal")`` to predict the
+    next piece at every position – chapter 9's comparison for the masked LM."""
+
+
+def language_model(config: EncoderConfig) -> MaskedLM:
+    """A new :class:`CausalLM` when ``config.causal``, else a :class:`MaskedLM`."""
+    return CausalLM(config) if config.causal else MaskedLM(config)
 
 
 def parameter_table(model: MaskedLM) -> list[dict]:
@@ -348,13 +422,11 @@ def fill_mask(model: MaskedLM, tokenizer, text: str, top_k: int = 5) -> list[lis
         raise ValueError(f"text must contain [MASK] where a piece should be predicted, got {text!r}")
     if not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     batch = tokenizer.encode_batch([text], max_length=model.config.max_len)
     ids = batch.input_ids.to(device)
-    logits = model(ids, batch.attention_mask.to(device)).logits[0]
-    model.train(was_training)
+    with evaluating(model):
+        logits = model(ids, batch.attention_mask.to(device)).logits[0]
     results = []
     for pos in (ids[0] == tokenizer.mask_id).nonzero().flatten().tolist():
         probs = logits[pos].float().softmax(-1)

@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 
 from .masking import pad_examples
-from .model import MaskedLM
+from .model import CausalLM, MaskedLM, eval_mode
 
 __all__ = ["pseudo_log_likelihood", "pll_of_ids", "causal_log_likelihood", "sentences", "minimal_pairs", "pair_accuracy"]
 
@@ -52,12 +52,13 @@ def _encode(model, tokenizer, texts) -> list[list[int]]:
 def pseudo_log_likelihood(model: MaskedLM, tokenizer, texts: Sequence[str], *, batch_size: int = 128) -> list[float]:
     """The PLL of each text: for every piece between ``[CLS]`` and ``[SEP]``, a copy of the text
     with that piece masked; the log-probability of the piece there, summed per text (nats)."""
-    if not isinstance(model, MaskedLM) or model.config.causal:
+    if not isinstance(model, MaskedLM) or isinstance(model, CausalLM):
         raise ValueError("pseudo_log_likelihood needs a bidirectional MaskedLM; score a causal model with causal_log_likelihood")
     return pll_of_ids(model, _encode(model, tokenizer, texts), mask_id=tokenizer.mask_id, pad_id=tokenizer.pad_id,
                       batch_size=batch_size)
 
 
+@eval_mode
 @torch.no_grad()
 def pll_of_ids(model: MaskedLM, sequences: Sequence[Sequence[int]], *, mask_id: int, pad_id: int, batch_size: int = 128) -> list[float]:
     """:func:`pseudo_log_likelihood` of already encoded sequences (``[CLS] … [SEP]``): the first and
@@ -68,8 +69,6 @@ def pll_of_ids(model: MaskedLM, sequences: Sequence[Sequence[int]], *, mask_id: 
     device = next(model.parameters()).device
     copies = [(i, t, ids) for i, ids in enumerate(encoded) for t in range(1, len(ids) - 1)]
     scores = [0.0] * len(encoded)
-    was_training = model.training
-    model.eval()
     for start in range(0, len(copies), batch_size):
         part = copies[start : start + batch_size]
         padded = pad_examples([{"input_ids": ids[:t] + [mask_id] + ids[t + 1 :]} for _, t, ids in part], pad_id=pad_id)
@@ -80,21 +79,19 @@ def pll_of_ids(model: MaskedLM, sequences: Sequence[Sequence[int]], *, mask_id: 
         logp = logits[rows, positions].log_softmax(-1)[rows, truth]
         for (i, _, _), value in zip(part, logp.tolist()):
             scores[i] += value
-    model.train(was_training)
     return scores
 
 
+@eval_mode
 @torch.no_grad()
 def causal_log_likelihood(model: MaskedLM, tokenizer, texts: Sequence[str], *, batch_size: int = 128) -> list[float]:
     """Σ log P(piece | pieces to its left) over the same pieces the PLL scores (those between
     ``[CLS]`` and ``[SEP]``), from a causal model."""
-    if not isinstance(model, MaskedLM) or not model.config.causal:
-        raise ValueError("causal_log_likelihood needs a causal model (causal=True); score an MLM with pseudo_log_likelihood")
+    if not isinstance(model, CausalLM):
+        raise ValueError("causal_log_likelihood needs a causal model (a CausalLM); score an MLM with pseudo_log_likelihood")
     encoded = _encode(model, tokenizer, texts)
     device = next(model.parameters()).device
     scores = []
-    was_training = model.training
-    model.eval()
     for start in range(0, len(encoded), batch_size):
         part = encoded[start : start + batch_size]
         padded = pad_examples([{"input_ids": ids} for ids in part], pad_id=tokenizer.pad_id)
@@ -103,7 +100,6 @@ def causal_log_likelihood(model: MaskedLM, tokenizer, texts: Sequence[str], *, b
             # the prediction made at t - 1 for each piece t = 1 … n (the piece after [CLS] up to the last before [SEP])
             targets = torch.tensor(ids[1:-1], device=device)
             scores.append(float(logp[row, torch.arange(len(ids) - 2, device=device), targets].sum()))
-    model.train(was_training)
     return scores
 
 

@@ -7,6 +7,7 @@ padded tensors with an attention mask and the word index of every piece (for who
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import Counter
@@ -18,7 +19,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 __all__ = [
     "SPECIAL_TOKENS", "PAD", "UNK", "CLS", "SEP", "MASK", "MLMTokenizer", "train_tokenizer",
-    "tokenizer_from_vocab", "Fragmentation", "BatchEncoding",
+    "tokenizer_from_vocab", "wordpiece_tokenizer", "check_texts", "Fragmentation", "BatchEncoding",
 ]
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -72,7 +73,8 @@ class BatchEncoding(dict):
             raise AttributeError(key) from None
 
 
-def _check_texts(texts, what: str) -> list[str]:
+def check_texts(texts, what: str) -> list[str]:
+    """``texts`` as a list of strings, or a ValueError naming ``what`` and the fix (a lone str, an empty list, a non-str)."""
     if isinstance(texts, str):
         raise ValueError(f"{what} must be a list of strings, got a single str; wrap it: [text]")
     texts = list(texts)
@@ -164,7 +166,7 @@ class MLMTokenizer:
         ``max_length``, ``False`` leaves lists of different lengths (then no tensors).
         ``word_ids[b][t]`` is the index of the word piece ``t`` belongs to, ``None`` at specials.
         """
-        texts = _check_texts(texts, "texts")
+        texts = check_texts(texts, "texts")
         if not isinstance(max_length, int) or max_length < 2:
             raise ValueError(f"max_length must be an int >= 2 (room for [CLS] and [SEP]), got {max_length!r}")
         if padding not in ("longest", "max_length", False, True):
@@ -174,19 +176,16 @@ class MLMTokenizer:
         if padding is True:
             padding = "longest"
         self.tokenizer.enable_truncation(max_length=max_length)
+        if padding:  # the library's own padding (word id None and attention 0 at the padding)
+            self.tokenizer.enable_padding(pad_id=self.pad_id, pad_token=PAD, length=max_length if padding == "max_length" else None)
         try:
             encs = self.tokenizer.encode_batch(texts)
         finally:
             self.tokenizer.no_truncation()
+            self.tokenizer.no_padding()
         ids = [e.ids for e in encs]
         word_ids = [list(e.word_ids) for e in encs]
-        if padding:
-            width = max_length if padding == "max_length" else max(len(x) for x in ids)
-            mask = [[1] * len(x) + [0] * (width - len(x)) for x in ids]
-            word_ids = [w + [None] * (width - len(w)) for w in word_ids]
-            ids = [x + [self.pad_id] * (width - len(x)) for x in ids]
-        else:
-            mask = [[1] * len(x) for x in ids]
+        mask = [e.attention_mask for e in encs]
         if return_tensors == "pt":
             if not padding and len({len(x) for x in ids}) > 1:
                 raise ValueError("sequences of different lengths cannot form a tensor; use padding='longest'")
@@ -209,7 +208,7 @@ class MLMTokenizer:
         Chunks end at word boundaries (a word longer than a whole chunk is the one exception), and
         ``word_ids`` are renumbered from 0 in each chunk, ready for whole-word masking.
         """
-        texts = _check_texts(texts, "texts")
+        texts = check_texts(texts, "texts")
         if not isinstance(max_length, int) or max_length < 3:
             raise ValueError(f"max_length must be an int >= 3 (room for [CLS], a piece and [SEP]), got {max_length!r}")
         budget = max_length - 2
@@ -253,7 +252,7 @@ class MLMTokenizer:
 
     def fragmentation(self, texts: Iterable[str]) -> Fragmentation:
         """Pieces per word, share of words split and ``[UNK]`` rate over ``texts``."""
-        texts = _check_texts(texts, "texts")
+        texts = check_texts(texts, "texts")
         counts: Counter[str] = Counter()
         for t in texts:
             counts.update(w for w in self.words(t) if any(ch.isalnum() for ch in w))
@@ -304,6 +303,13 @@ class MLMTokenizer:
     def __eq__(self, other) -> bool:
         return isinstance(other, MLMTokenizer) and json.loads(self.to_json()) == json.loads(other.to_json())
 
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the vocabulary (tokens in id order): equal fingerprints, same ids. Models
+        record it in their configuration (``EncoderConfig.vocab_fingerprint``)."""
+        vocab = sorted(self.get_vocab().items(), key=lambda kv: kv[1])
+        return hashlib.sha256("\n".join(t for t, _ in vocab).encode()).hexdigest()[:16]
+
     def __repr__(self) -> str:
         return f"MLMTokenizer(vocab_size={self.vocab_size:,}, specials={dict(enumerate(SPECIAL_TOKENS))})"
 
@@ -333,7 +339,7 @@ def train_tokenizer(
     entries in all. Asking for fewer entries than the specials plus the alphabet is an error, not a
     silently larger vocabulary.
     """
-    texts = _check_texts(texts, "texts")
+    texts = check_texts(texts, "texts")
     if not any(t.strip() for t in texts):
         raise ValueError(f"all {len(texts)} texts are empty or whitespace; nothing to learn from")
     if not isinstance(vocab_size, int) or vocab_size <= len(SPECIAL_TOKENS):
@@ -364,11 +370,7 @@ def train_tokenizer(
             f"alphabet of the training text (each character alone and as a word-continuing \"##\" piece) "
             f"need {tok.get_vocab_size()} entries; raise vocab_size or lower limit_alphabet (now {limit_alphabet})"
         )
-    vocab = tok.get_vocab()
-    trained = _blank_tokenizer(lowercase)
-    trained.model = models.WordPiece(vocab=vocab, unk_token=UNK, continuing_subword_prefix="##", max_input_chars_per_word=100)
-    trained.add_special_tokens(list(SPECIAL_TOKENS))  # only the five real ones are special
-    return _finish(trained)
+    return wordpiece_tokenizer(tok.get_vocab(), lowercase=lowercase)  # only the five real specials stay special
 
 
 def _continuing_pieces(tok: Tokenizer, texts: list[str]) -> list[str]:
@@ -380,8 +382,15 @@ def _continuing_pieces(tok: Tokenizer, texts: list[str]) -> list[str]:
     return sorted("##" + c for c in chars)
 
 
-def _finish(tok: Tokenizer) -> MLMTokenizer:
-    """Add BERT's post-processing: ``[CLS] A [SEP]`` for one text, ``[CLS] A [SEP] B [SEP]`` for a pair."""
+def wordpiece_tokenizer(vocab: dict[str, int], *, lowercase: bool = True) -> MLMTokenizer:
+    """A BERT-style WordPiece tokenizer with exactly the pieces and ids of ``vocab`` (the five
+    specials at ids 0-4, marked special: never split, skipped by ``decode``), BERT's normaliser and
+    pre-tokenizer, and its post-processing: ``[CLS] A [SEP]`` for one text, ``[CLS] A [SEP] B [SEP]``
+    for a pair. Training, :func:`tokenizer_from_vocab` and a vocabulary extended for a domain
+    (``adaptation.extend_vocabulary``) all end here."""
+    tok = _blank_tokenizer(lowercase)
+    tok.model = models.WordPiece(vocab=dict(vocab), unk_token=UNK, continuing_subword_prefix="##", max_input_chars_per_word=100)
+    tok.add_special_tokens(list(SPECIAL_TOKENS))
     tok.post_processor = processors.TemplateProcessing(
         single=f"{CLS} $A {SEP}",
         pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
@@ -406,8 +415,4 @@ def tokenizer_from_vocab(tokens: Sequence[str], *, lowercase: bool = True) -> ML
     dupes = sorted({t for t in tokens if tokens.count(t) > 1})
     if dupes:
         raise ValueError(f"vocabulary entries must be unique; repeated: {dupes[:5]}")
-    vocab = {t: i for i, t in enumerate(list(SPECIAL_TOKENS) + tokens)}
-    tok = _blank_tokenizer(lowercase)
-    tok.model = models.WordPiece(vocab=vocab, unk_token=UNK, continuing_subword_prefix="##", max_input_chars_per_word=100)
-    tok.add_special_tokens(list(SPECIAL_TOKENS))  # known as special: never split, skipped by decode
-    return _finish(tok)
+    return wordpiece_tokenizer({t: i for i, t in enumerate(list(SPECIAL_TOKENS) + tokens)}, lowercase=lowercase)

@@ -1,23 +1,23 @@
 """Pretraining with MLM: one ``pretrain`` for the notebook, the command line and ``torchrun``.
 
-Every optimizer step: build this step's batch (dynamic masking), run the micro-batches (gradient
-accumulation, mixed precision where the device supports it), clip the gradient norm, step AdamW
-and the learning-rate schedule (linear warm-up, then linear decay). Every ``eval_every`` steps:
-masked-token loss, accuracy and perplexity on validation text masked once with a fixed seed, so
-the curve compares like with like.
+``pretrain`` is orchestration over the engine: the rows of the training text
+(:func:`train_rows`) and a batch source (:class:`~mlm_lessons.batches.PretrainBatches`: dynamic
+or static masking, or next-token labels), the step core (:class:`~mlm_lessons.engine.StepCore`:
+micro-batches, mixed precision, clipping, AdamW, warm-up and linear decay), the validation text
+masked once with a fixed seed (:func:`eval_batches`, scored by :func:`evaluate` at the ``[MASK]``,
+random and kept positions apart), early stopping (:class:`~mlm_lessons.engine.EarlyStopping`), and
+the run directory (:class:`~mlm_lessons.rundir.RunDir`: checkpoint, metrics, config, run cache).
 
 Reproducibility: the data order, the masks and the dropout of step ``s`` are derived from
-``(seed, rank, s)`` alone, so a run resumed from a checkpoint continues exactly as an uninterrupted
-one would (bit for bit on a CPU). Under ``torchrun`` each rank takes its share of every batch, the
-gradients are averaged by DistributedDataParallel, and rank 0 evaluates, logs and saves.
+``(seed, rank, s)`` alone (:mod:`mlm_lessons.seeding`), so a run resumed from a checkpoint continues
+exactly as an uninterrupted one would (bit for bit on a CPU). Under ``torchrun`` each rank takes its
+share of every batch, the gradients are averaged by DistributedDataParallel, and rank 0 evaluates,
+logs and saves.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import json
 import math
 import os
 import time
@@ -29,20 +29,20 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from ._checks import require_ints
-from .corpus.build import cache_dir
-from .masking import Fate, MaskingConfig, mask_once, mask_tokens, next_token_labels, pack_examples, pad_examples
-from .model import EncoderConfig, MaskedLM, flops_per_token
+from .batches import PretrainBatches
+from .engine import EarlyStopping, StepCore, autocast, peak_flops, pick_device, resolve_precision, unwrap
+from .masking import Fate, MaskingConfig, mask_once, next_token_labels, pack_examples, pad_examples
+from .model import EncoderConfig, MaskedLM, evaluating, flops_per_token, language_model
+from .rundir import CHECKPOINT, RunDir, load_checkpoint, load_run, run_cache_key, save_checkpoint
+from .seeding import SEED_OFFSET_ENV, seed_offset, set_training_seed, stream_generator, stream_seed
 
 __all__ = [
-    "TrainConfig", "PRESETS", "preset", "pretrain", "PretrainResult", "evaluate", "pick_device",
-    "save_checkpoint", "load_checkpoint", "load_run", "peak_flops", "set_training_seed", "run_cache_key",
-    "eval_batches", "train_rows", "param_groups", "static_mask", "seed_offset", "SEED_OFFSET_ENV", "FATE_KEYS", "history_metrics",
+    "TrainConfig", "PRESETS", "preset", "pretrain", "PretrainResult", "Evaluator", "evaluate", "eval_batches", "train_rows",
+    "FATE_KEYS", "history_metrics",
+    # where they live now: engine, rundir, seeding (kept importable from here for the chapters and scripts)
+    "pick_device", "peak_flops", "save_checkpoint", "load_checkpoint", "load_run", "run_cache_key", "CHECKPOINT",
+    "set_training_seed", "seed_offset", "SEED_OFFSET_ENV",
 ]
-
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.json"
-TOKENIZER = "tokenizer.json"
-CONFIG = "config.json"
 
 
 @dataclass(frozen=True)
@@ -175,139 +175,6 @@ def preset(name: str, vocab_size: int, **train_overrides) -> tuple[EncoderConfig
     return EncoderConfig(vocab_size=vocab_size, **model_kw), TrainConfig(**train_kw)
 
 
-# -- devices, precision, peak FLOPs ----------------------------------------------------------
-
-#: Dense peak TFLOP/s by GPU and precision (vendor figures, no sparsity).
-PEAK_TFLOPS = {
-    "H100 PCIe": {"bf16": 756, "fp16": 756, "fp32": 51},
-    "H100": {"bf16": 989, "fp16": 989, "fp32": 67},
-    "H200": {"bf16": 989, "fp16": 989, "fp32": 67},
-    "A100": {"bf16": 312, "fp16": 312, "fp32": 19.5},
-    "L4": {"bf16": 121, "fp16": 121, "fp32": 30.3},
-    "T4": {"fp16": 65, "fp32": 8.1},
-}
-
-
-def peak_flops(device: torch.device, precision: str) -> float | None:
-    """The GPU's dense peak in FLOP/s for ``precision``, or None when unknown (CPU, other GPUs)."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for key in PEAK_TFLOPS:  # ordered: "H100 PCIe" before "H100"
-        if all(part in name for part in key.split()):
-            tflops = PEAK_TFLOPS[key].get(precision)
-            return tflops * 1e12 if tflops else None
-    return None
-
-
-def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto``: CUDA if available (this process's GPU under torchrun), else Apple MPS, else CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} asked for, but CUDA is not available here; use device='auto' or 'cpu'")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)  # "cuda": this process's GPU
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={name!r} asked for, but Apple MPS is not available here; use 'auto' or 'cpu'")
-    return device
-
-
-def _precision(config: TrainConfig, device: torch.device) -> str:
-    if config.precision != "auto":
-        if config.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError("precision='bf16' asked for, but this GPU has no bf16 support; use 'fp16' or 'auto'")
-        if config.precision in ("bf16", "fp16") and device.type != "cuda":
-            raise ValueError(f"precision={config.precision!r} is for CUDA GPUs; on {device.type} use 'fp32' or 'auto'")
-        return config.precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"  # a T4 has no bf16: fp16 + loss scaling
-    return "fp32"
-
-
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-# -- reproducible randomness ---------------------------------------------------------------------
-
-
-def _mix(*parts: int) -> int:
-    """A 63-bit seed from several integers (seed, rank, step, ...), well spread."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h = (h ^ (p + 0x632BE59BD9B4E019 + (h << 6) + (h >> 2))) & 0xFFFFFFFFFFFFFFFF
-    return h & 0x7FFFFFFFFFFFFFFF
-
-
-#: Environment variable that shifts every training seed (see :func:`seed_offset`).
-SEED_OFFSET_ENV = "MLM_LESSONS_SEED_OFFSET"
-
-
-def seed_offset() -> int:
-    """The number ``$MLM_LESSONS_SEED_OFFSET`` adds to every training seed (0 when it is unset).
-
-    It moves what training draws – initial weights, data order, the masks of each step, dropout,
-    a fine-tuning head's initialisation – to another run of the same recipe, without touching a
-    line of the code that asked for ``seed=0``. Measuring instruments keep their seeds: the fixed
-    evaluation mask, subsamples of labels, sampling from a trained model. The book's tests run the
-    notebooks with an offset, so an output that depends on one particular training run cannot pass
-    as an exact one.
-    """
-    raw = os.environ.get(SEED_OFFSET_ENV, "").strip()
-    if not raw:
-        return 0
-    try:
-        offset = int(raw)
-    except ValueError:
-        offset = -1
-    if offset < 0:
-        raise ValueError(f"{SEED_OFFSET_ENV}={raw!r} must be a whole number >= 0 (the shift added to training seeds); "
-                         f"unset it, or set it to 0, for the seeds as written")
-    return offset
-
-
-def set_training_seed(seed: int) -> None:
-    """Seed torch's generators (CPU and every GPU): model initialisation and dropout."""
-    torch.manual_seed(seed)
-
-
-def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(_mix(seed, 7919, epoch)))
-
-
-def static_mask(example: dict, index: int, copy: int, config: TrainConfig, tokenizer) -> dict:
-    """Training sequence ``index`` masked in its ``copy``-th fixed way: a function of (seed, index,
-    copy) alone, whatever batch, epoch or padding it lands in."""
-    gen = torch.Generator().manual_seed(_mix(config.seed, index, copy, 3))
-    return mask_once([example], tokenizer, config.masking, generator=gen)[0]
-
-
-def _step_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
-    """The dataset indices of step ``step``'s global batch: consecutive slices of a fresh
-    permutation per epoch (a function of the step alone, so resuming needs no sampler state)."""
-    per_epoch = max(1, n // batch_size)
-    epoch, k = divmod(step, per_epoch)
-    return _epoch_order(n, seed, epoch)[k * batch_size : (k + 1) * batch_size].tolist()
-
-
-# -- distributed ------------------------------------------------------------------------------
-
-
-def _dist_info() -> tuple[int, int, int]:
-    """(rank, world size, local rank); (0, 1, 0) when not launched by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
-
 
 # -- evaluation ---------------------------------------------------------------------------------
 
@@ -328,14 +195,12 @@ def evaluate(model: MaskedLM, batches: list[dict], device: torch.device, precisi
     A fate that holds no position (``p_random=0``, say) has ``{fate}_positions`` 0 and no loss or
     accuracy.
     """
-    was_training = model.training
-    model.eval()
     sums = {name: [0.0, 0, 0] for name in ("all", *(n for n, _ in FATE_KEYS))}  # loss sum, right, count
     split = all("fate" in b for b in batches)
-    try:
+    with evaluating(model):
         for b in batches:
             ids, mask, labels = (b[k].to(device) for k in ("input_ids", "attention_mask", "labels"))
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 out = model(ids, mask, labels)
             selected = labels != -100
             targets = labels[selected]
@@ -349,8 +214,6 @@ def evaluate(model: MaskedLM, batches: list[dict], device: torch.device, precisi
                 sums[name][0] += token_loss[where].sum().item()
                 sums[name][1] += int(right[where].sum())
                 sums[name][2] += int(where.sum())
-    finally:
-        model.train(was_training)
     total, correct, count = sums["all"]
     if count == 0:
         raise ValueError("the evaluation batches hold no labelled position")
@@ -401,50 +264,8 @@ def eval_batches(tokenizer, texts, config: TrainConfig, batch_size: int = 64) ->
             b["labels"] = next_token_labels(b["input_ids"], b["attention_mask"])
         return batches
     masking = config.eval_masking or config.masking
-    masked = mask_once(examples, tokenizer, masking, generator=torch.Generator().manual_seed(_mix(config.seed, 424242)))
+    masked = mask_once(examples, tokenizer, masking, generator=stream_generator(config.seed, "eval-mask"))
     return [pad_examples(masked[i : i + batch_size], pad_id=tokenizer.pad_id) for i in range(0, len(masked), batch_size)]
-
-
-# -- checkpoints --------------------------------------------------------------------------------
-
-
-def _unwrap(model: torch.nn.Module) -> MaskedLM:
-    model = getattr(model, "module", model)  # DistributedDataParallel
-    return getattr(model, "_orig_mod", model)  # torch.compile
-
-
-def save_checkpoint(path: str | os.PathLike, **state) -> Path:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True``: tensors and plain Python values, no code."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no checkpoint at {str(path)!r}")
-    return torch.load(path, map_location=map_location, weights_only=True)
-
-
-def load_run(run_dir: str | os.PathLike, device: str = "cpu"):
-    """``(model, tokenizer, checkpoint)`` from a run directory written by :func:`pretrain`."""
-    from .tokenizer import MLMTokenizer
-
-    run_dir = Path(run_dir)
-    if not (run_dir / CHECKPOINT).is_file():
-        raise ValueError(f"{str(run_dir)!r} holds no {CHECKPOINT}; train with `python -m mlm_lessons pretrain --out {run_dir}`")
-    ckpt = load_checkpoint(run_dir / CHECKPOINT, map_location=device)
-    model = MaskedLM(EncoderConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), MLMTokenizer.load(run_dir / TOKENIZER), ckpt
-
-
-# -- the training loop --------------------------------------------------------------------------
 
 
 @dataclass
@@ -467,79 +288,7 @@ class PretrainResult:
         return [h for h in self.history if "valid_loss" in h]
 
 
-# -- the run cache ------------------------------------------------------------------------------
-
-#: The modules whose code decides what a run computes: editing one invalidates cached runs.
-_RUN_CODE = ("tokenizer.py", "masking.py", "objective.py", "model.py", "training.py")
-
-
-def _digest_texts(texts: list[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(hashlib.sha256(t.encode()).digest())
-    return h.hexdigest()
-
-
-def _digest_state(model: MaskedLM) -> str:
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def run_cache_key(model: MaskedLM | EncoderConfig, tokenizer, train_texts, valid_texts, config: TrainConfig,
-                  device: torch.device | str = "cpu", **options) -> str:
-    """A key that changes with anything that changes a run's result: the model (its configuration,
-    and its weights when it is a trained model), the tokenizer, the texts, the training settings,
-    the device type, PyTorch's version and the package's training code."""
-    here = Path(__file__).parent
-    code = hashlib.sha256(b"".join((here / f).read_bytes() for f in _RUN_CODE)).hexdigest()
-    parts = {
-        "model": model.to_dict() if isinstance(model, EncoderConfig) else {**model.config.to_dict(), "state": _digest_state(model)},
-        "tokenizer": hashlib.sha256(tokenizer.to_json().encode()).hexdigest(),
-        "train": _digest_texts(list(train_texts)), "valid": _digest_texts(list(valid_texts)),
-        # the device that runs it, not how it was asked for ("auto" and "cpu" on a CPU are the same run)
-        "config": {**config.to_dict(), "device": None}, "device": torch.device(device).type, "torch": torch.__version__, "code": code,
-        "options": {k: ({n: _digest_texts(list(t)) for n, t in v.items()} if isinstance(v, dict) else v) for k, v in sorted(options.items())},
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
-def _cached_result(run_dir: Path, model: MaskedLM, max_steps: int) -> PretrainResult | None:
-    """The finished run in ``run_dir``, or None (no run, or one that was interrupted)."""
-    if not (run_dir / CHECKPOINT).is_file():
-        return None
-    ckpt = load_checkpoint(run_dir / CHECKPOINT)
-    if ckpt["step"] != max_steps and ckpt.get("stopped_at") is None:
-        return None
-    model.load_state_dict(ckpt["model"])
-    return PretrainResult(model, list(ckpt["history"]), run_dir, ckpt.get("best_step"), ckpt.get("stopped_at"), cached=True)
-
-
-def _lr_lambda(config: TrainConfig):
-    def factor(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
-        return config.min_lr_ratio + (1 - config.min_lr_ratio) * max(0.0, 1 - progress)
-
-    return factor
-
-
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW's two parameter groups: weight decay for weight matrices and embeddings, none for
-    biases and LayerNorm parameters (those with fewer than two dimensions)."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _optimizer(model: MaskedLM, config: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    # the fused kernel updates every tensor in one pass (CPU kernels since PyTorch 2.4); without it,
-    # PyTorch's default on a CPU is a Python loop over the tensors, about 5% of a cpu-small step
-    return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas,
-                             eps=config.adam_eps, fused=device.type in ("cuda", "cpu"))
+# -- pretraining ----------------------------------------------------------------------------------
 
 
 def pretrain(
@@ -559,7 +308,8 @@ def pretrain(
     eval_at_start: bool = False,
     cache: bool = False,
 ) -> PretrainResult:
-    """Pretrain ``model`` (or a new one built from an ``EncoderConfig``) with masked language modeling.
+    """Pretrain ``model`` (or a new one built from an ``EncoderConfig``) with masked language modeling
+    (or, for a causal model and ``objective="causal"``, next-token prediction).
 
     ``train_texts``/``valid_texts`` are lists of documents (cut into chunks of ``max_length``).
     With ``out_dir`` the run writes ``checkpoint.pt``, ``tokenizer.json``, ``metrics.json`` and
@@ -576,10 +326,115 @@ def pretrain(
 
     What training draws – the initial weights, the data order, the masks and the dropout of every
     step – comes from ``config.seed`` plus :func:`seed_offset` (``$MLM_LESSONS_SEED_OFFSET``); the
-    evaluation mask comes from ``config.seed`` alone.
+    evaluation mask comes from ``config.seed`` alone. The model's configuration records the
+    tokenizer's vocabulary (``vocab_fingerprint``).
     """
     from tqdm.auto import tqdm
 
+    also_evaluate = _check_options(config, also_evaluate, patience, min_delta, resume, stop_after, cache, out_dir)
+    offset = seed_offset()
+    seed = config.seed + offset  # what training draws; the evaluation mask keeps config.seed
+    rank, world, device = _distributed(config)
+    precision = resolve_precision(config.precision, device)
+    model = _for_vocabulary(model, tokenizer, config)
+    train_texts, valid_texts = list(train_texts), list(valid_texts)
+    if cache:
+        run = RunDir.cached(run_cache_key(model, tokenizer, train_texts, valid_texts, config, device, also_evaluate=also_evaluate,
+                                          patience=patience, min_delta=min_delta, eval_at_start=eval_at_start, world=world,
+                                          seed_offset=offset))
+        found = _cached_result(run, model, config.max_steps, device)
+        if found is not None:
+            return found
+    else:
+        run = RunDir(out_dir) if out_dir is not None else None
+    if resume and (run is None or not run.has_checkpoint()):
+        raise ValueError(f"resume=True needs a checkpoint in out_dir, found none in {str(out_dir)!r}")
+    if isinstance(model, EncoderConfig):
+        set_training_seed(seed)
+        model = language_model(model)
+
+    batches = PretrainBatches(train_rows(tokenizer, train_texts, config), tokenizer, batch_size=config.batch_size,
+                              grad_accum=config.grad_accum, seed=seed, objective=config.objective, masking=config.masking,
+                              static_masks=config.static_masks, rank=rank, world=world,
+                              pad_to_multiple_of=8 if device.type == "cuda" else None)
+    evaluator = Evaluator(tokenizer, {"valid": valid_texts, **also_evaluate} if rank == 0 else {}, config, device, precision)
+    core = StepCore(model.to(device), lr=config.lr, total_steps=config.max_steps, warmup_steps=config.warmup_steps,
+                    min_lr_ratio=config.min_lr_ratio, weight_decay=config.weight_decay, betas=config.betas, eps=config.adam_eps,
+                    clip_norm=config.clip_norm, device=device, precision=precision, compile=config.compile, world=world)
+    stopper = EarlyStopping(patience, min_delta=min_delta)
+    start, history = _resume(run, model, core, offset, device) if resume else (0, [])
+
+    def evaluation(step: int) -> bool:
+        """Evaluate (rank 0) and log it; True, on every rank, when early stopping says stop."""
+        stop = False
+        if rank == 0:
+            history.append(evaluator(model, step))
+            stop = stopper.update(history[-1].get("valid_mask_loss", history[-1]["valid_loss"]), step, model)  # causal: its only loss
+        return _rank_zero_decides(stop, device) if world > 1 and patience is not None else stop
+
+    def save(step: int, stopped_at: int | None = None) -> None:
+        if rank == 0 and run is not None:
+            rng = {"torch": torch.get_rng_state(), **({"cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})}
+            run.save(tokenizer=tokenizer, history=history, format=1, step=step, model=model.state_dict(), **core.state_dict(),
+                     rng=rng, model_config=model.config.to_dict(), train_config=config.to_dict(), best_step=stopper.best_step,
+                     stopped_at=stopped_at, seed_offset=offset,
+                     config={"model": model.config.to_dict(), "train": config.to_dict(), "seed_offset": offset,
+                             "precision": precision, "device": str(device), "processes": world})
+
+    end = config.max_steps if stop_after is None else min(config.max_steps, stop_after)
+    log = _ThroughputLog(model.config, config, device, precision, world)
+    stopped_at = None
+    if start == 0 and (eval_at_start or patience is not None):
+        evaluation(0)
+    core.trained.train()
+    bar = tqdm(range(start, end), initial=start, total=config.max_steps, desc="pretraining", disable=not progress or rank != 0,
+               dynamic_ncols=True)
+    for step in bar:
+        t0 = time.perf_counter()
+        set_training_seed(stream_seed(seed, "dropout", rank, step))  # dropout of this step, on this rank
+        step_batches = batches(step)
+        loss, grad_norm = core.step(step_batches)
+        done = step + 1
+        log.add(loss, step_batches, t0)
+        if done % config.log_every == 0 or done in (config.max_steps, end):
+            history.append(log.entry(done, core.lr, grad_norm))
+            bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", tok_s=f"{history[-1]['tokens_per_s']:.0f}")
+        if done % config.eval_every == 0 or done == config.max_steps:
+            if evaluation(done):
+                stopped_at = done
+                break
+        if config.checkpoint_every and done % config.checkpoint_every == 0 and done != end:
+            save(done)
+    bar.close()
+    stopper.restore(model)  # early stopping: keep the best weights, not the last
+    save(stopped_at or end, stopped_at)
+    if world > 1:
+        dist.barrier()
+    return PretrainResult(model, history, run.path if run is not None else None, stopper.best_step, stopped_at)
+
+
+class Evaluator:
+    """The validation sets of a run, each masked once (:func:`eval_batches`); called with the model
+    and the step, it scores every set and returns the history entry (:func:`history_metrics`)."""
+
+    def __init__(self, tokenizer, sets: dict[str, list[str]], config: TrainConfig, device: torch.device, precision: str = "fp32"):
+        self.batches = {name: eval_batches(tokenizer, list(texts), config) for name, texts in sets.items()}
+        self.device, self.precision = device, precision
+
+    def __call__(self, model, step: int) -> dict:
+        entry = {"step": step}
+        for name, batches in self.batches.items():
+            entry.update(history_metrics(name, evaluate(model, batches, self.device, self.precision)))
+        return entry
+
+
+def _rank_zero_decides(stop: bool, device: torch.device) -> bool:
+    flag = torch.tensor(float(stop), device=device)
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+def _check_options(config, also_evaluate, patience, min_delta, resume, stop_after, cache, out_dir) -> dict:
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     also_evaluate = dict(also_evaluate or {})
@@ -588,214 +443,99 @@ def pretrain(
             raise ValueError(f"also_evaluate names must be identifiers other than 'valid' and 'train', got {name!r}")
         if isinstance(texts, str):
             raise ValueError(f"also_evaluate[{name!r}] must be a list of texts, got a single str; wrap it: [text]")
-    if patience is not None and (not isinstance(patience, int) or isinstance(patience, bool) or patience < 1):
-        raise ValueError(f"patience must be a positive int (evaluations without improvement) or None, got {patience!r}")
-    if not min_delta >= 0:
-        raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
+    EarlyStopping(patience, min_delta=min_delta)  # checks both
     if patience is not None and (resume or stop_after is not None):
         raise ValueError("early stopping (patience) cannot be combined with resume or stop_after; run it in one go")
     if cache and (out_dir is not None or resume or stop_after is not None):
         raise ValueError("cache=True chooses its own run directory; do not pass out_dir, resume or stop_after with it")
-    offset = seed_offset()
-    seed = config.seed + offset  # what training draws; the evaluation mask keeps config.seed
-    rank, world, local_rank = _dist_info()
+    return also_evaluate
+
+
+def _distributed(config: TrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); rank 0 of 1 when not launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = (int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))) if world > 1 else (0, 0)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() and config.device != "cpu" else "gloo")
     if config.batch_size % (config.grad_accum * world):
-        raise ValueError(
-            f"batch_size={config.batch_size} must be divisible by grad_accum × processes = "
-            f"{config.grad_accum} × {world}"
-        )
+        raise ValueError(f"batch_size={config.batch_size} must be divisible by grad_accum × processes = {config.grad_accum} × {world}")
     device = pick_device(config.device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    precision = _precision(config, device)
+    return rank, world, device
+
+
+def _for_vocabulary(model, tokenizer, config: TrainConfig):
+    """``model`` (a MaskedLM, CausalLM or EncoderConfig) checked against the run and stamped with the vocabulary."""
     if not isinstance(model, (MaskedLM, EncoderConfig)):
         raise ValueError(f"model must be a MaskedLM or an EncoderConfig, got {type(model).__name__}")
-    train_texts, valid_texts = list(train_texts), list(valid_texts)
-    if cache:
-        key = run_cache_key(model, tokenizer, train_texts, valid_texts, config, device, also_evaluate=also_evaluate,
-                            patience=patience, min_delta=min_delta, eval_at_start=eval_at_start, world=world,
-                            seed_offset=offset)
-        out_dir = cache_dir() / "runs" / key
-        found = _cached_result(out_dir, MaskedLM(model.config if isinstance(model, MaskedLM) else model), config.max_steps)
-        if found is not None:
-            if isinstance(model, MaskedLM):  # the caller's model ends up trained, as without the cache
-                model.load_state_dict(found.model.state_dict())
-                found.model = model
-            found.model.to(device)
-            return found
-    if isinstance(model, EncoderConfig):
-        set_training_seed(seed)
-        model = MaskedLM(model)
-    if model.config.vocab_size != tokenizer.vocab_size:
-        raise ValueError(f"the model's vocab_size={model.config.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
-    if model.config.causal != (config.objective == "causal"):
+    model_config = model.config if isinstance(model, MaskedLM) else model
+    if model_config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"the model's vocab_size={model_config.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
+    if model_config.causal != (config.objective == "causal"):
         raise ValueError(f"objective={config.objective!r} needs a model with causal={config.objective == 'causal'}, "
-                         f"this one has causal={model.config.causal}: a masked LM must see both sides, a causal LM only the left")
-    if config.max_length > model.config.max_len:
-        raise ValueError(f"max_length={config.max_length} exceeds the model's max_len={model.config.max_len}")
-    out_dir = Path(out_dir) if out_dir is not None else None
-    if resume and (out_dir is None or not (out_dir / CHECKPOINT).is_file()):
-        raise ValueError(f"resume=True needs a checkpoint in out_dir, found none in {str(out_dir)!r}")
+                         f"this one has causal={model_config.causal}: a masked LM must see both sides, a causal LM only the left")
+    if config.max_length > model_config.max_len:
+        raise ValueError(f"max_length={config.max_length} exceeds the model's max_len={model_config.max_len}")
+    if isinstance(model, EncoderConfig):
+        return model.for_vocabulary(tokenizer)
+    model.check_vocabulary(tokenizer)
+    return model
 
-    train = train_rows(tokenizer, train_texts, config)
-    if len(train) < config.batch_size:
-        raise ValueError(f"{len(train)} training sequences are fewer than one batch of {config.batch_size}")
-    eval_sets = {}
-    if rank == 0:
-        eval_sets = {"valid": eval_batches(tokenizer, valid_texts, config)}
-        eval_sets.update({name: eval_batches(tokenizer, list(texts), config) for name, texts in also_evaluate.items()})
 
-    model = model.to(device)
-    optimizer = _optimizer(model, config, device)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
-    scaler = torch.amp.GradScaler("cuda" if device.type == "cuda" else "cpu", enabled=precision == "fp16")
-    start, history = 0, []
-    if resume:
-        ckpt = load_checkpoint(out_dir / CHECKPOINT, map_location=device)
-        if ckpt["model_config"] != model.config.to_dict():
-            raise ValueError("the checkpoint's model configuration differs from this model's; resume with the same preset")
-        if ckpt.get("stopped_at") is not None:
-            raise ValueError(f"the run in {str(out_dir)!r} stopped early at step {ckpt['stopped_at']}; there is nothing to resume")
-        if ckpt.get("seed_offset", 0) != offset:
-            raise ValueError(f"the run in {str(out_dir)!r} was trained with {SEED_OFFSET_ENV}={ckpt.get('seed_offset', 0)}, "
-                             f"this session has {offset}; resume with the same value, or the rest of the run draws other data")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        torch.set_rng_state(ckpt["rng"]["torch"].cpu())
-        start, history = ckpt["step"], list(ckpt["history"])
-    trained = model
-    if config.compile:
-        trained = torch.compile(trained)
-    if world > 1:
-        trained = torch.nn.parallel.DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
+def _cached_result(run: RunDir, model, max_steps: int, device: torch.device) -> PretrainResult | None:
+    """The finished run in ``run`` loaded into ``model`` (a new one for an EncoderConfig), or None."""
+    ckpt = run.finished(max_steps)
+    if ckpt is None:
+        return None
+    if isinstance(model, EncoderConfig):
+        model = language_model(model)
+    model.load_state_dict(ckpt["model"])  # the caller's model ends up trained, as without the cache
+    return PretrainResult(model.to(device), list(ckpt["history"]), run.path, ckpt.get("best_step"), ckpt.get("stopped_at"), cached=True)
 
-    best = {"loss": math.inf, "step": None, "state": None, "bad": 0}
 
-    def run_evaluation(step: int) -> bool:
-        """Evaluate on every set; True when early stopping says stop."""
-        entry = {"step": step}
-        for name, batches in eval_sets.items():
-            entry.update(history_metrics(name, evaluate(_unwrap(model), batches, device, precision)))
-        history.append(entry)
-        if patience is None:
-            return False
-        watched = entry.get("valid_mask_loss", entry["valid_loss"])  # the [MASK] loss; causal LMs: their only loss
-        if watched < best["loss"] - min_delta:
-            best.update(loss=watched, step=step, bad=0,
-                        state={k: v.detach().clone() for k, v in _unwrap(model).state_dict().items()})
-            return False
-        best["bad"] += 1
-        return best["bad"] >= patience
+def _resume(run: RunDir, model, core: StepCore, offset: int, device: torch.device) -> tuple[int, list[dict]]:
+    """Load the checkpoint's weights, optimizer, schedule and random state; (step, history)."""
+    ckpt = run.load(map_location=device)
+    if ckpt["model_config"] != model.config.to_dict():
+        raise ValueError("the checkpoint's model configuration differs from this model's; resume with the same preset")
+    if ckpt.get("stopped_at") is not None:
+        raise ValueError(f"the run in {str(run.path)!r} stopped early at step {ckpt['stopped_at']}; there is nothing to resume")
+    if ckpt.get("seed_offset", 0) != offset:
+        raise ValueError(f"the run in {str(run.path)!r} was trained with {SEED_OFFSET_ENV}={ckpt.get('seed_offset', 0)}, "
+                         f"this session has {offset}; resume with the same value, or the rest of the run draws other data")
+    model.load_state_dict(ckpt["model"])
+    core.load_state_dict(ckpt)
+    torch.set_rng_state(ckpt["rng"]["torch"].cpu())
+    return ckpt["step"], list(ckpt["history"])
 
-    def should_stop(stop: bool) -> bool:
-        if world > 1 and patience is not None:  # rank 0 decides, every rank follows
-            flag = torch.tensor(float(stop), device=device)
-            dist.broadcast(flag, src=0)
-            stop = bool(flag.item())
-        return stop
 
-    def checkpoint(step: int, stopped_at: int | None = None) -> None:
-        if rank != 0 or out_dir is None:
-            return
-        rng = {"torch": torch.get_rng_state()}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(device)
-        save_checkpoint(
-            out_dir / CHECKPOINT, format=1, step=step, model=_unwrap(model).state_dict(),
-            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
-            rng=rng, model_config=model.config.to_dict(), train_config=config.to_dict(), history=history,
-            best_step=best["step"], stopped_at=stopped_at, seed_offset=offset,
-        )
-        (out_dir / METRICS).write_text(json.dumps(history, indent=1))
-        (out_dir / CONFIG).write_text(json.dumps({"model": model.config.to_dict(), "train": config.to_dict(), "seed_offset": offset,
-                                                  "precision": precision, "device": str(device), "processes": world}, indent=1))
-        tokenizer.save(out_dir / TOKENIZER)
+class _ThroughputLog:
+    """The training entries of the history: mean loss over the window since the last entry, the
+    learning rate, the gradient norm, tokens per second and (on a known GPU) model FLOPs utilisation."""
 
-    micro = config.batch_size // (config.grad_accum * world)
-    static_config = config.replace(seed=seed)  # static masks are training draws too
-    flops = flops_per_token(model.config, config.max_length, 1.0 if config.objective == "causal" else config.masking.mask_ratio)
-    peak = peak_flops(device, precision)
-    end = config.max_steps if stop_after is None else min(config.max_steps, stop_after)
-    bar = tqdm(range(start, end), initial=start, total=config.max_steps, desc="pretraining",
-               disable=not progress or rank != 0, dynamic_ncols=True)
-    trained.train()
-    window = {"loss": 0.0, "steps": 0, "tokens": 0, "positions": 0, "time": 0.0}
-    stopped_at = None
-    if start == 0 and (eval_at_start or patience is not None):
-        should_stop(run_evaluation(0) if rank == 0 else False)
-    for step in bar:
-        t0 = time.perf_counter()
-        set_training_seed(_mix(seed, rank, step))  # dropout of this step, on this rank
-        indices = _step_indices(len(train), config.batch_size, seed, step)[rank::world]
-        batches = []
-        for m in range(config.grad_accum):
-            part_indices = indices[m * micro : (m + 1) * micro]
-            examples = [train[i] for i in part_indices]
-            if config.static_masks:  # the same masks for sequence i in every epoch e with the same e % k
-                copy = (step // max(1, len(train) // config.batch_size)) % config.static_masks
-                examples = [static_mask(ex, i, copy, static_config, tokenizer) for ex, i in zip(examples, part_indices)]
-            b = pad_examples(examples, pad_id=tokenizer.pad_id, pad_to_multiple_of=8 if device.type == "cuda" else None)
-            word_ids = b.pop("word_ids", None)
-            if config.objective == "causal":
-                b["labels"] = next_token_labels(b["input_ids"], b["attention_mask"])
-            elif not config.static_masks:
-                gen = torch.Generator().manual_seed(_mix(seed, rank, step, m, 1))
-                b["input_ids"], b["labels"] = mask_tokens(
-                    b["input_ids"], config.masking, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
-                    special_ids=tokenizer.special_ids, generator=gen, word_ids=word_ids,
-                )
-            batches.append({k: v.to(device, non_blocking=True) for k, v in b.items()})
-        n_labels = torch.tensor(float(sum(int((b["labels"] != -100).sum()) for b in batches)), device=device)
-        if world > 1:
-            dist.all_reduce(n_labels)
-        loss_sum = torch.zeros((), device=device)
-        for m, b in enumerate(batches):
-            sync = m == len(batches) - 1 or world == 1
-            with (contextlib.nullcontext() if sync else trained.no_sync()), _autocast(device, precision):
-                out = trained(b["input_ids"], b["attention_mask"], b["labels"])
-                # a token mean over the whole step: sum over this micro-batch / all labels of the step
-                # (× world: DistributedDataParallel averages the gradients of the processes)
-                part = out.loss * (b["labels"] != -100).sum() / n_labels.clamp(min=1)
-            scaler.scale(part * world).backward()
-            loss_sum += part.detach()
-        scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        if world > 1:
-            dist.all_reduce(loss_sum)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        window["loss"] += loss_sum.item()
-        window["steps"] += 1
-        window["tokens"] += sum(int(b["attention_mask"].sum()) for b in batches) * world
-        window["positions"] += sum(b["attention_mask"].numel() for b in batches) * world
-        window["time"] += time.perf_counter() - t0
-        done = step + 1
-        if done % config.log_every == 0 or done == config.max_steps or done == end:
-            entry = {"step": done, "train_loss": window["loss"] / window["steps"], "lr": scheduler.get_last_lr()[0],
-                     "grad_norm": float(grad_norm), "tokens_per_s": window["tokens"] / window["time"]}
-            if peak:
-                entry["mfu"] = flops * window["positions"] / window["time"] / (peak * world)
-            history.append(entry)
-            bar.set_postfix(loss=f"{entry['train_loss']:.3f}", tok_s=f"{entry['tokens_per_s']:.0f}")
-            window = {k: 0 if k != "time" else 0.0 for k in window}
-        if done % config.eval_every == 0 or done == config.max_steps:
-            if should_stop(run_evaluation(done) if rank == 0 else False):
-                stopped_at = done
-                break
-        if config.checkpoint_every and done % config.checkpoint_every == 0 and done != end:
-            checkpoint(done)
-    bar.close()
-    if best["state"] is not None:  # early stopping: keep the best weights, not the last
-        _unwrap(model).load_state_dict(best["state"])
-    checkpoint(stopped_at or end, stopped_at)
-    if world > 1:
-        dist.barrier()
-    return PretrainResult(_unwrap(model), history, out_dir, best["step"], stopped_at)
+    def __init__(self, model_config: EncoderConfig, config: TrainConfig, device, precision: str, world: int):
+        labelled = 1.0 if config.objective == "causal" else config.masking.mask_ratio
+        self.flops = flops_per_token(model_config, config.max_length, labelled)
+        self.peak, self.device, self.world = peak_flops(device, precision), device, world
+        self._reset()
+
+    def _reset(self):
+        self.loss, self.steps, self.tokens, self.positions, self.time = 0.0, 0, 0, 0, 0.0
+
+    def add(self, loss: torch.Tensor, batches: list[dict], t0: float) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.loss += loss.item()
+        self.steps += 1
+        self.tokens += sum(int(b["attention_mask"].sum()) for b in batches) * self.world
+        self.positions += sum(b["attention_mask"].numel() for b in batches) * self.world
+        self.time += time.perf_counter() - t0
+
+    def entry(self, step: int, lr: float, grad_norm: torch.Tensor) -> dict:
+        entry = {"step": step, "train_loss": self.loss / self.steps, "lr": lr, "grad_norm": float(grad_norm),
+                 "tokens_per_s": self.tokens / self.time}
+        if self.peak:
+            entry["mfu"] = self.flops * self.positions / self.time / (self.peak * self.world)
+        self._reset()
+        return entry

@@ -13,18 +13,16 @@ import torch
 
 import mlm_lessons as mlm
 from mlm_lessons.adaptation import (
-    check_same_vocabulary,
     dapt,
     dapt_config,
     domain_shift,
     domain_words,
     extend_vocabulary,
     load_pretrained,
-    vocabulary_fingerprint,
 )
 from mlm_lessons.corpus.stats import top_words, vocabulary_overlap, word_frequencies
 from mlm_lessons.corpus.stopwords import STOP_WORDS
-from mlm_lessons.model import EncoderConfig, MaskedLM
+from mlm_lessons.model import EncoderConfig, MaskedLM, check_vocabulary
 from mlm_lessons.training import TrainConfig, pretrain, run_cache_key
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -149,14 +147,14 @@ def test_extend_vocabulary_keeps_the_old_and_averages_the_new(piece_tok):
     new_state = new_model.state_dict()
     assert all(torch.equal(new_state[k], v) for k, v in before.items() if k not in ("encoder.tok_emb.weight", "head_bias"))
     assert same_state(state_of(model), before)  # the old model is unchanged
-    assert new_model.vocab_fingerprint == vocabulary_fingerprint(new_tok) != vocabulary_fingerprint(piece_tok)
+    assert new_model.config.vocab_fingerprint == new_tok.fingerprint != piece_tok.fingerprint
     ids_new = torch.tensor([new_tok.encode("autograd computes the tensorized gradient")])
     assert ids_new.max().item() == old_size + 1
     logits = new_model.eval()(ids_new).logits
     assert logits.shape == (1, ids_new.shape[1], old_size + 2) and torch.isfinite(logits).all()
-    check_same_vocabulary(new_model, new_tok)
+    new_model.check_vocabulary(new_tok)
     with pytest.raises(ValueError, match="vocabulary"):
-        check_same_vocabulary(new_model, piece_tok)
+        new_model.check_vocabulary(piece_tok)
 
 
 @pytest.mark.parametrize(
@@ -194,19 +192,23 @@ def test_extend_vocabulary_keeps_case_when_the_tokenizer_does():
 # -- vocabulary checks --------------------------------------------------------------------------------
 
 
-def test_check_same_vocabulary():
+def test_check_vocabulary():
     tok = mlm.tokenizer_from_vocab(WORDS)
     shuffled = mlm.tokenizer_from_vocab(list(reversed(WORDS)))
-    assert tok.vocab_size == shuffled.vocab_size and vocabulary_fingerprint(tok) != vocabulary_fingerprint(shuffled)
-    assert vocabulary_fingerprint(tok) == vocabulary_fingerprint(mlm.tokenizer_from_vocab(WORDS))
+    assert tok.vocab_size == shuffled.vocab_size and tok.fingerprint != shuffled.fingerprint
+    assert tok.fingerprint == mlm.tokenizer_from_vocab(WORDS).fingerprint
     model = tiny_model(tok.vocab_size)
-    check_same_vocabulary(model, shuffled)  # without a fingerprint only the size can be checked
+    assert model.config.vocab_fingerprint is None
+    check_vocabulary(model.config, shuffled)  # without a fingerprint only the size can be checked
     with pytest.raises(ValueError, match="the model has a vocabulary of 25 tokens, the tokenizer 24"):
-        check_same_vocabulary(model, mlm.tokenizer_from_vocab(WORDS[:-1]))
-    model.vocab_fingerprint = vocabulary_fingerprint(tok)
-    check_same_vocabulary(model, tok)
-    with pytest.raises(ValueError, match="same size, different tokens"):
-        check_same_vocabulary(model, shuffled)
+        check_vocabulary(model.config, mlm.tokenizer_from_vocab(WORDS[:-1]))
+    model.check_vocabulary(tok)  # a new model takes the tokenizer's fingerprint ...
+    assert model.config.vocab_fingerprint == model.encoder.config.vocab_fingerprint == tok.fingerprint
+    model.check_vocabulary(tok)
+    with pytest.raises(ValueError, match="same size, different tokens"):  # ... and keeps it
+        model.check_vocabulary(shuffled)
+    with pytest.raises(ValueError, match="vocab_fingerprint must be a str"):
+        EncoderConfig(vocab_size=10, vocab_fingerprint=3)
 
 
 def test_load_pretrained_checks_the_tokenizer(tmp_path):
@@ -214,7 +216,7 @@ def test_load_pretrained_checks_the_tokenizer(tmp_path):
     pretrain(EncoderConfig(vocab_size=tok.vocab_size, **TINY_MODEL), tok, train, valid, tiny_config(max_steps=2, warmup_steps=1, eval_every=2),
              out_dir=tmp_path, progress=False)
     model, own = load_pretrained(tmp_path)
-    assert own == tok and model.vocab_fingerprint == vocabulary_fingerprint(tok)
+    assert own == tok and model.config.vocab_fingerprint == tok.fingerprint  # saved in the checkpoint's configuration
     model2, same = load_pretrained(tmp_path, tok)
     assert same is tok and same_state(model.state_dict(), model2.state_dict())
     with pytest.raises(ValueError, match="same size, different tokens"):
@@ -336,7 +338,9 @@ def test_pretrain_cache(tiny_texts, tmp_path, monkeypatch):
     second = pretrain(config, tok, train, valid, tiny_config(max_steps=4), cache=True, progress=False)
     assert first.cached is False and second.cached is True
     assert first.out_dir == second.out_dir and first.out_dir.parent == tmp_path / "runs"
-    assert first.out_dir.name == run_cache_key(config, tok, train, valid, tiny_config(max_steps=4), "cpu", also_evaluate={},
+    # the key of the configuration as trained: stamped with the tokenizer's vocabulary
+    assert first.model.config == config.for_vocabulary(tok) and second.model.config == first.model.config
+    assert first.out_dir.name == run_cache_key(config.for_vocabulary(tok), tok, train, valid, tiny_config(max_steps=4), "cpu", also_evaluate={},
                                                patience=None, min_delta=0.0, eval_at_start=False, world=1, seed_offset=0)
     assert same_state(first.model.state_dict(), second.model.state_dict())
     assert second.history == first.history == json.loads((first.out_dir / "metrics.json").read_text())

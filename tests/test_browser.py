@@ -27,7 +27,7 @@ from urllib.parse import unquote, urldefrag, urlparse
 import pytest
 
 import mlm_lessons as mlm
-from mlm_lessons.widgets import rebalance
+from mlm_lessons.teaching.widgets import rebalance
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"

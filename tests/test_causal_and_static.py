@@ -14,9 +14,10 @@ import torch.nn.functional as F
 import mlm_lessons as mlm
 from mlm_lessons.finetuning import FinetuneConfig, build_model, finetune
 from mlm_lessons.masking import IGNORE_INDEX, next_token_labels, pad_examples
-from mlm_lessons.model import EncoderConfig, MaskedLM
+from mlm_lessons.model import EncoderConfig, MaskedLM, language_model
 from mlm_lessons.tasks import ClassificationExample, TaskData
-from mlm_lessons.training import TrainConfig, static_mask, _step_indices, eval_batches, evaluate, pretrain
+from mlm_lessons.batches import static_mask, step_indices
+from mlm_lessons.training import TrainConfig, eval_batches, evaluate, pretrain
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_data import WORDS, tiny_tokenizer_and_texts  # noqa: E402
@@ -29,7 +30,7 @@ TINY_MODEL = dict(max_len=16, d_model=32, n_layers=1, n_heads=2, d_ff=64)
 def model(causal: bool, vocab_size: int = 50, seed: int = 0, **kw) -> MaskedLM:
     torch.manual_seed(seed)
     config = dict(max_len=16, d_model=32, n_layers=2, n_heads=2, d_ff=64, dropout=0.0)
-    return MaskedLM(EncoderConfig(vocab_size=vocab_size, causal=causal, **{**config, **kw})).eval()
+    return language_model(EncoderConfig(vocab_size=vocab_size, causal=causal, **{**config, **kw})).eval()
 
 
 def random_ids(b=1, t=12, vocab=50, seed=0):
@@ -200,13 +201,12 @@ def test_static_mask_is_a_function_of_seed_index_and_copy():
     config = tiny_config(static_masks=3)
     examples = tok.encode_chunks(train, max_length=16)
     ex = max(examples, key=lambda e: len(e["input_ids"]))
-    a = static_mask(ex, 4, 1, config, tok)
-    assert a == static_mask(dict(ex), 4, 1, config, tok)  # same (seed, index, copy): same mask
-    assert a == static_mask(ex, 4, 1, config.replace(batch_size=16, max_steps=50), tok)  # batch settings do not matter
-    copies = [static_mask(ex, 4, c, config, tok) for c in range(6)]
+    a = static_mask(ex, 4, 1, seed=config.seed, masking=config.masking, tokenizer=tok)
+    assert a == static_mask(dict(ex), 4, 1, seed=config.seed, masking=config.masking, tokenizer=tok)  # same (seed, index, copy): same mask
+    copies = [static_mask(ex, 4, c, seed=config.seed, masking=config.masking, tokenizer=tok) for c in range(6)]
     assert len({str(c) for c in copies}) > 1, "copies are masked differently"
-    assert len({str(static_mask(ex, i, 1, config, tok)) for i in range(6)}) > 1, "indices are masked differently"
-    assert a != static_mask(ex, 4, 1, config.replace(seed=2), tok) or a != static_mask(ex, 4, 1, config.replace(seed=3), tok)
+    assert len({str(static_mask(ex, i, 1, seed=config.seed, masking=config.masking, tokenizer=tok)) for i in range(6)}) > 1, "indices are masked differently"
+    assert a != static_mask(ex, 4, 1, seed=2, masking=config.masking, tokenizer=tok) or a != static_mask(ex, 4, 1, seed=3, masking=config.masking, tokenizer=tok)
     # a proper masked example: labels hold the original piece where selected, -100 elsewhere
     original = ex["input_ids"]
     assert len(a["input_ids"]) == len(a["labels"]) == len(original)
@@ -235,7 +235,7 @@ def _seen(calls, n, config):
     per_epoch = max(1, n // config.batch_size)
     seen = {}
     for step, (ids, mask, labels) in enumerate(calls):
-        indices = _step_indices(n, config.batch_size, config.seed, step)
+        indices = step_indices(n, config.batch_size, config.seed, step)
         assert len(indices) == ids.shape[0]
         for row, i in enumerate(indices):
             real = int(mask[row].sum())
@@ -264,7 +264,7 @@ def test_static_masks_repeat_across_epochs_and_batches(monkeypatch):
     checked = 0
     for (epoch, i), (inputs, labels) in {**seen_small, **seen_large}.items():
         # the same masking whatever the epoch, the batch size and the batch it lands in ...
-        expected = static_mask(examples[i], i, 0, small, tok)
+        expected = static_mask(examples[i], i, 0, seed=small.seed, masking=small.masking, tokenizer=tok)
         assert (inputs, labels) == (expected["input_ids"], expected["labels"]), (epoch, i)
         checked += 1
     assert checked > 2 * n and any(e > 0 for e, _ in seen_small)
@@ -280,7 +280,7 @@ def test_two_static_copies_alternate(monkeypatch):
     examples = tok.encode_chunks(train, max_length=16)
     differ = 0
     for (epoch, i), (inputs, labels) in seen.items():
-        expected = static_mask(examples[i], i, epoch % 2, config, tok)
+        expected = static_mask(examples[i], i, epoch % 2, seed=config.seed, masking=config.masking, tokenizer=tok)
         assert (inputs, labels) == (expected["input_ids"], expected["labels"])
         if (epoch + 2, i) in seen:
             assert seen[(epoch + 2, i)] == (inputs, labels)
@@ -314,7 +314,7 @@ def test_causal_training_uses_next_token_labels_and_learns(monkeypatch):
     for step, (ids, mask, labels) in enumerate(calls[:3]):
         assert torch.equal(labels, next_token_labels(ids, mask))
         assert not (ids == tok.mask_id).any(), "the causal objective corrupts nothing"
-        indices = _step_indices(len(examples), config.batch_size, config.seed, step)
+        indices = step_indices(len(examples), config.batch_size, config.seed, step)
         for row, i in enumerate(indices):
             assert ids[row, : int(mask[row].sum())].tolist() == examples[i]["input_ids"]
     evals = result.evaluations()

@@ -1,4 +1,4 @@
-"""The chapters' tolerant checks of trained models: mlm_lessons.claims."""
+"""The chapters' tolerant checks of trained models: mlm_lessons.teaching.claims."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from mlm_lessons import claims
-from mlm_lessons.claims import claim
+from mlm_lessons.teaching import claims
+from mlm_lessons.teaching.claims import claim
 
 
 @pytest.fixture(autouse=True)

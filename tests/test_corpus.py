@@ -128,7 +128,7 @@ def test_new_package_versions_rebuild(tmp_path, monkeypatch):
 def _fake_build(name, min_words, out):
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = mlm.Document("a tiny stand-in document for the cache test", name, "m", "n", "text")
-    corpus_build._write_documents([doc], {}, str(out))
+    corpus_build.write_documents([doc], {}, str(out))
 
 
 def test_split_of_is_fixed_by_the_text():

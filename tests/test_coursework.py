@@ -14,7 +14,7 @@ import pytest
 
 from mlm_lessons import cli
 from mlm_lessons.cli import main
-from mlm_lessons.coursework import stub_source, student_edition
+from mlm_lessons.teaching.coursework import stub_source, student_edition
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlm_lessons.display import Table
+from mlm_lessons.teaching.display import Table
 
 
 def test_text_and_html():

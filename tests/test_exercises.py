@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 import mlm_lessons as mlm
-from mlm_lessons.exercises import exercises
+from mlm_lessons.teaching.exercises import exercises
 
 
 def test_every_exercise_is_registered():
@@ -113,7 +113,7 @@ def test_chapter_two_checkers():
 
     import torch
 
-    from mlm_lessons.widgets import rebalance
+    from mlm_lessons.teaching.widgets import rebalance
 
     assert mlm.check("02-select", mlm.num_to_select)
     assert mlm.check("02-select", lambda n, r: 0 if n == 0 else max(1, round(r * n)))  # the notebook's solution
@@ -222,12 +222,12 @@ def test_chapter_four_checkers():
 
 
 def test_chapter_five_checkers():
-    from mlm_lessons.training import TrainConfig, _lr_lambda
+    from mlm_lessons.engine import lr_factor
 
     def decay(s, w, t):
         return max(0.0, 1 - (s - w) / (t - w))
 
-    assert mlm.check("05-schedule", lambda s, w, t: _lr_lambda(TrainConfig(max_steps=t, warmup_steps=w))(s))
+    assert mlm.check("05-schedule", lambda s, w, t: lr_factor(s, warmup_steps=w, total_steps=t))
     assert mlm.check("05-schedule", lambda s, w, t: (s + 1) / w if s < w else decay(s, w, t))  # the notebook's solution
     rejected("05-schedule", lambda s, w, t: min(1.0, (s + 1) / w), "returned 1.0, expected 0.5000 – after the warm-up the factor must fall linearly")
     rejected("05-schedule", lambda s, w, t: s / w if s < w else decay(s, w, t), "the warm-up starts at 1 / warmup, not 0")
@@ -285,7 +285,7 @@ def test_new_embedding():
 
 
 def test_early_stop():
-    from mlm_lessons.exercises import _reference_early_stop
+    from mlm_lessons.teaching.exercises.ch07 import reference_early_stop
 
     def never_reset(losses, patience):  # counts every evaluation without improvement, not those since the best
         best, best_step, bad = float("inf"), None, 0
@@ -298,11 +298,11 @@ def test_early_stop():
                     return best_step, step
         return best_step, None
 
-    assert mlm.check("07-early-stop", _reference_early_stop)
+    assert mlm.check("07-early-stop", reference_early_stop)
     rejected("07-early-stop", lambda losses, patience: (losses[-1][0], None), "keep the weights of the best evaluation, not of the last")
-    rejected("07-early-stop", lambda losses, patience: _reference_early_stop(losses, patience, equal_improves=True),
+    rejected("07-early-stop", lambda losses, patience: reference_early_stop(losses, patience, equal_improves=True),
              "an equal loss is no improvement")
-    rejected("07-early-stop", lambda losses, patience: _reference_early_stop(losses, patience + 1), "stops one evaluation too late")
+    rejected("07-early-stop", lambda losses, patience: reference_early_stop(losses, patience + 1), "stops one evaluation too late")
     rejected("07-early-stop", never_reset, "returned (300, 400), expected (300, None) – count the evaluations without improvement since the best")
 
 

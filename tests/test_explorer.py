@@ -11,7 +11,7 @@ import re
 import pytest
 
 import mlm_lessons as mlm
-from mlm_lessons import explorer
+from mlm_lessons.teaching import explorer
 from tiny_data import tiny_tokenizer_and_texts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
 from pathlib import Path
@@ -12,7 +13,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import mlm_lessons as mlm
-from mlm_lessons.adaptation import vocabulary_fingerprint
 from mlm_lessons.finetuning import (
     ClassifierOutput,
     FinetuneConfig,
@@ -170,13 +170,12 @@ def test_token_classifier_shapes_and_loss():
 
 def test_from_pretrained_copies_the_encoder():
     torch.manual_seed(0)
-    mlm_model = MaskedLM(tiny_config())
-    mlm_model.vocab_fingerprint = "abc"
+    mlm_model = MaskedLM(dataclasses.replace(tiny_config(), vocab_fingerprint="abc"))
     for kind, kwargs in ((SequenceClassifier, {"pooling": "mean"}), (TokenClassifier, {})):
         head = kind.from_pretrained(mlm_model, 3, **kwargs)
         theirs, ours = mlm_model.encoder.state_dict(), head.encoder.state_dict()
         assert theirs.keys() == ours.keys() and all(torch.equal(theirs[k], ours[k]) for k in theirs)
-        assert head.vocab_fingerprint == "abc" and head.num_labels == 3
+        assert head.config.vocab_fingerprint == "abc" and head.num_labels == 3  # the vocabulary travels in the configuration
         assert not any(k.startswith("head") for k in head.state_dict())  # the MLM head stays behind
         before = head.encoder.tok_emb.weight.detach().clone()
         with torch.no_grad():
@@ -460,8 +459,7 @@ def test_finetune_errors(word_tok):
         finetune(build_model(tag_single, config), word_tok, tag_single, ft_config())
     with pytest.raises(ValueError, match="vocabulary"):
         finetune(build_model(task, tiny_config(vocab_size=word_tok.vocab_size + 1)), word_tok, task, ft_config())
-    other = build_model(task, config)
-    other.vocab_fingerprint = vocabulary_fingerprint(mlm.tokenizer_from_vocab(list(reversed(WORDS + ["."]))))
+    other = build_model(task, config.for_vocabulary(mlm.tokenizer_from_vocab(list(reversed(WORDS + ["."])))))
     with pytest.raises(ValueError, match="vocabulary"):
         finetune(other, word_tok, task, ft_config())
     with pytest.raises(ValueError, match="needs a SequenceClassifier, got TokenClassifier"):

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from mlm_lessons.plots import label_curve_plot, overlap_heatmap, validation_curves_plot  # noqa: E402
+from mlm_lessons.teaching.plots import label_curve_plot, overlap_heatmap, validation_curves_plot  # noqa: E402
 
 
 def test_overlap_heatmap_labels_every_cell():

@@ -11,7 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlm_lessons import widgets
+from mlm_lessons.teaching import widgets
 from mlm_lessons.masking import MaskingConfig, mask_tokens_explained
 
 

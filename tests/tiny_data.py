@@ -3,7 +3,7 @@
 import random
 
 import mlm_lessons as mlm
-from mlm_lessons.model import EncoderConfig, MaskedLM
+from mlm_lessons.model import EncoderConfig, MaskedLM, language_model
 
 WORDS = ["the", "tensor", "gradient", "of", "a", "returns", "new", "with", "same", "size", "shape",
          "input", "output", "module", "layer", "weight", "bias", "is", "and", "to"]
@@ -25,8 +25,8 @@ def confident_model(tok, *, causal: bool = False, seed: int = 0, max_len: int = 
     import torch
 
     torch.manual_seed(seed)
-    m = MaskedLM(EncoderConfig(vocab_size=tok.vocab_size, max_len=max_len, d_model=32, n_layers=2, n_heads=2, d_ff=64,
-                               dropout=0.1, causal=causal))
+    m = language_model(EncoderConfig(vocab_size=tok.vocab_size, max_len=max_len, d_model=32, n_layers=2, n_heads=2, d_ff=64,
+                                     dropout=0.1, causal=causal))
     with torch.no_grad():
         for p in m.parameters():
             if p.dim() >= 2:

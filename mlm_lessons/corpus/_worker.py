@@ -7,7 +7,7 @@ modules the harvest imports never touch the caller's process.
 import sys
 import warnings
 
-from .build import _write_documents, build_documents
+from .build import write_documents, build_documents
 
 
 def main(argv: list[str]) -> None:
@@ -15,7 +15,7 @@ def main(argv: list[str]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         docs, meta = build_documents(name, min_words)
-    _write_documents(docs, meta, out)
+    write_documents(docs, meta, out)
 
 
 if __name__ == "__main__":

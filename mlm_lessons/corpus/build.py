@@ -276,7 +276,7 @@ def _build_in_subprocess(name: str, min_words: int, out: Path) -> None:
             os.unlink(tmp)
 
 
-def _write_documents(docs: list[Document], meta: dict, path: str) -> None:
+def write_documents(docs: list[Document], meta: dict, path: str) -> None:
     payload = {"meta": meta, "documents": [d.to_json() for d in docs]}
     with gzip.open(path, "wt", encoding="utf-8") as f:
         json.dump(payload, f, ensure_ascii=False, sort_keys=True)

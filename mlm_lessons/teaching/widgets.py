@@ -12,7 +12,7 @@ from typing import Sequence
 
 import torch
 
-from .masking import Fate, MaskingConfig, expected_counts, mask_tokens_explained
+from ..masking import Fate, MaskingConfig, expected_counts, mask_tokens_explained
 from .plots import FATE_COLORS, fate_counts_plot, loss_curve_plot
 
 __all__ = ["rebalance", "describe_masking", "fates_html", "masking_explorer", "loss_term_explorer"]

@@ -4,7 +4,7 @@ A static web page has no Python behind it, so the ipywidgets of chapter 2 cannot
 explorer repeats them in plain JavaScript (``explorer_static/mlm-explorer.js``): the masking rules
 are the package's (:func:`~mlm_lessons.masking.num_to_select`, ``exact`` and ``bernoulli``
 selection, whole words, specials never selected, random tokens from the non-special vocabulary,
-:func:`~mlm_lessons.widgets.rebalance` for the linked shares, the expected counts of
+:func:`~mlm_lessons.teaching.widgets.rebalance` for the linked shares, the expected counts of
 :func:`~mlm_lessons.masking.expected_counts`); only the random numbers differ (a seeded generator
 of its own, so that a seed always gives the same view).
 
@@ -84,8 +84,8 @@ def book_explorer_data(*, corpus: str = "python-docs", vocab_size: int = 8000, s
                        max_length: int = 64, seed: int = 0) -> dict:
     """The explorer's data as the book uses it: chapter 2's tokenizer and sentence, then the first
     validation texts of the same corpus (``sentences`` texts in all) – the batch of chapter 2's widget."""
-    from .corpus import load_corpus
-    from .tokenizer import train_tokenizer
+    from ..corpus import load_corpus
+    from ..tokenizer import train_tokenizer
 
     if not isinstance(sentences, int) or sentences < 1:
         raise ValueError(f"sentences must be an int >= 1, got {sentences!r}")

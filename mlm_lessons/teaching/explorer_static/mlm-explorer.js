@@ -1,6 +1,6 @@
 /* The masking explorer: chapter 2's widget, in the browser, with no Python behind the page.
  *
- * The rules are those of mlm_lessons.masking (see mlm_lessons/explorer.py):
+ * The rules are those of mlm_lessons.masking (see mlm_lessons/teaching/explorer.py):
  *  - eligible positions are those not holding a special id ([PAD], [UNK], [CLS], [SEP], [MASK]);
  *  - "exact" selects max(1, round(ratio * n)) of a sequence's n eligible units (Python's round:
  *    halves to even), "bernoulli" each unit with probability ratio; units are pieces, or words

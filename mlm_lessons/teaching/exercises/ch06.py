@@ -1,0 +1,124 @@
+"""Chapter 6, masking experiments: the checkers of its exercises."""
+
+from __future__ import annotations
+
+from .registry import register, call_answer, name_mistake
+
+
+@register(
+    "06-corrupt",
+    6,
+    "Write corrupt(input_ids, selected, p_mask, p_random, mask_id, vocab_size, generator): a new "
+    "tensor where each selected position becomes mask_id with probability p_mask, a random "
+    "non-special id (ids 0-4 are special) with probability p_random, and stays as it is otherwise; "
+    "unselected positions and input_ids untouched.",
+)
+def _check_corrupt(answer) -> tuple[bool, str]:
+    import torch
+
+    mask_id, vocab = 4, 1000
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, vocab, (200, 60), generator=g)
+    ids[:, 0], ids[:, -1] = 2, 3  # [CLS] ... [SEP]
+    selected = torch.rand(ids.shape, generator=g) < 0.5
+    selected[:, 0] = selected[:, -1] = False
+    for p_mask, p_random in ((0.8, 0.1), (1.0, 0.0), (0.8, 0.0), (0.0, 0.2), (0.0, 1.0)):
+        p_keep = 1 - p_mask - p_random
+        before = ids.clone()
+        got = call_answer(answer, ids, selected, p_mask, p_random, mask_id, vocab, torch.Generator().manual_seed(1))
+        where = f"corrupt(..., p_mask={p_mask}, p_random={p_random})"
+        if not torch.equal(ids, before):
+            return False, f"{where} modified input_ids; corrupt a copy (input_ids.clone())"
+        if not isinstance(got, torch.Tensor) or got.shape != ids.shape:
+            return False, f"{where} should return a tensor of shape {tuple(ids.shape)}, got {got!r:.80}"
+        changed_outside = int(((got != ids) & ~selected).sum())
+        if changed_outside:
+            return False, (f"{where} changed {changed_outside} positions that were not selected "
+                           f"(the [CLS]/[SEP] or the context): only selected positions are corrupted")
+        fate_mask = (got == mask_id) & selected
+        fate_keep = (got == ids) & selected
+        fate_random = selected & ~fate_mask & ~fate_keep
+        if (got[fate_random] < 5).any():
+            return False, f"{where} drew a special id ({sorted(set(got[fate_random][got[fate_random] < 5].tolist()))}) as a random token; draw from 5 … vocab_size - 1"
+        n = int(selected.sum())
+        shares = {"[MASK]": int(fate_mask.sum()) / n, "random": int(fate_random.sum()) / n, "unchanged": int(fate_keep.sum()) / n}
+        want = {"[MASK]": p_mask, "random": p_random, "unchanged": p_keep}
+        off = {k: (shares[k], want[k]) for k in want if abs(shares[k] - want[k]) > 0.03}
+        if off:
+            seen = ", ".join(f"{k} {shares[k]:.0%}" for k in shares)
+            hint = ""
+            if p_keep > 0 and shares["unchanged"] < 0.03 and shares["random"] > p_random + 0.03:
+                hint = " – every position that is not [MASK] got a random token: the keep share (1 - p_mask - p_random) stays as it is"
+            elif p_random > 0 and shares["random"] < 0.03:
+                hint = " – no random token at all: draw one with probability p_random"
+            elif abs(shares["[MASK]"] - p_mask * p_mask) < 0.03 or abs(shares["random"] - (1 - p_mask) * p_random) < 0.03:
+                hint = " – draw one uniform number per position and compare it with p_mask and p_mask + p_random; do not draw the random share from what is left"
+            return False, f"{where}: of {n} selected positions {seen}; expected {p_mask:.0%}/{p_random:.0%}/{p_keep:.0%}{hint}"
+    return True, "the shares of [MASK], random and unchanged match on 5 splits; nothing else touched"
+
+
+@register(
+    "06-sem",
+    6,
+    "Write mean_and_sem(values): the mean over seeds and its standard error, the sample standard "
+    "deviation (n - 1) divided by sqrt(n); with a single value the standard error is unknown: nan.",
+)
+def _check_sem(answer) -> tuple[bool, str]:
+    import math
+    import statistics
+
+    cases = [[0.5, 0.7, 0.6], [3.21, 3.18, 3.40, 3.05], [1.0, 1.0], [0.1, 0.9], [2.5]]
+    for values in cases:
+        got = call_answer(answer, list(values))
+        try:
+            mean, sem = (float(x) for x in got)
+        except (TypeError, ValueError):
+            return False, f"mean_and_sem({values}) should return a pair (mean, sem), got {got!r:.80}"
+        want_mean = statistics.fmean(values)
+        if abs(mean - want_mean) > 1e-9:
+            return False, f"mean_and_sem({values}) gave the mean {mean}, expected {want_mean}"
+        if len(values) == 1:
+            if not math.isnan(sem):
+                return False, f"mean_and_sem({values}) gave the standard error {sem}; one seed says nothing about the spread: return nan"
+            continue
+        n, sd = len(values), statistics.stdev(values)
+        want = sd / math.sqrt(n)
+        if abs(sem - want) > 1e-9:
+            hint = name_mistake(sem, [
+                (statistics.pstdev(values) / math.sqrt(n), "you divided by n; the sample standard deviation divides by n - 1"),
+                (sd, "that is the standard deviation; the standard error divides it by sqrt(n)"),
+                (sd / n, "divide by sqrt(n), not by n"),
+                (statistics.pstdev(values), "that is the population standard deviation; the standard error is stdev (n - 1) / sqrt(n)"),
+            ], lambda g, w: abs(g - w) < 1e-9)
+            return False, f"mean_and_sem({values}) gave the standard error {sem:.6f}, expected {want:.6f}{hint}"
+    return True, f"right on {len(cases)} sets of values, including a single seed"
+
+
+@register(
+    "06-times-seen",
+    6,
+    "Write times_seen(epochs, copies): with static masking, copy c of a sequence's masks is used in "
+    "the epochs e with e % copies == c; return the list of how many epochs use each copy.",
+)
+def _check_times_seen(answer) -> tuple[bool, str]:
+    cases = [(40, 10), (10, 3), (3, 5), (1, 1), (7, 7), (12, 5)]
+    for epochs, copies in cases:
+        want = [len(range(c, epochs, copies)) for c in range(copies)]
+        got = call_answer(answer, epochs, copies)
+        try:
+            got = [int(x) for x in got]
+        except (TypeError, ValueError):
+            return False, f"times_seen({epochs}, {copies}) should return a list of {copies} ints, got {got!r:.80}"
+        if got != want:
+            hint = name_mistake(got, [
+                ([epochs // copies] * copies, "the epochs left over when copies does not divide epochs go to the first copies"),
+                ([-(-epochs // copies)] * copies, "not every copy gets the rounded-up count: the first epochs % copies copies get one more"),
+                ([epochs] * copies, "each epoch uses one copy only"),
+            ], lambda g, w: g == w)
+            if not hint and sum(got) != epochs:
+                hint = f" – the counts must add up to the {epochs} epochs"
+            return False, f"times_seen({epochs}, {copies}) returned {got}, expected {want}{hint}"
+    return True, "right, e.g. RoBERTa's 40 epochs with 10 copies: each mask seen 4 times"
+
+
+# -- chapter 9 ------------------------------------------------------------------------------
