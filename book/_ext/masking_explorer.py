@@ -2,7 +2,7 @@
 
 At build time the directive trains chapter 2's tokenizer, cuts chapter 2's sentence and the next
 validation texts into pieces and embeds them in the page with the vocabulary
-(:func:`mlm_lessons.explorer.book_explorer_data`); ``mlm-explorer.js`` then masks them in the
+(:func:`mlm_lessons.teaching.explorer.book_explorer_data`); ``mlm-explorer.js`` then masks them in the
 reader's browser – no kernel, nothing fetched. In MyST::
 
     ```{masking-explorer}
@@ -21,7 +21,7 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.util.docutils import SphinxDirective
 
-from mlm_lessons import explorer
+from mlm_lessons.teaching import explorer
 
 
 @functools.lru_cache(maxsize=8)
