@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from .corpus.stats import top_words, word_frequencies
+from .corpus.stats import word_frequencies
 from .model import MaskedLM, check_vocabulary
 from .tokenizer import SPECIAL_TOKENS, MLMTokenizer, check_texts, wordpiece_tokenizer
 from .training import PretrainResult, TrainConfig, pretrain

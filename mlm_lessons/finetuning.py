@@ -15,7 +15,6 @@ linear decay, evaluates on the validation split during training, stops early whe
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ._checks import require_ints
 from .batches import PretrainBatches
-from .engine import EarlyStopping, StepCore, autocast, peak_flops, pick_device, resolve_precision, unwrap
+from .engine import EarlyStopping, StepCore, autocast, peak_flops, pick_device, resolve_precision
 from .masking import Fate, MaskingConfig, mask_once, next_token_labels, pack_examples, pad_examples
 from .model import EncoderConfig, MaskedLM, evaluating, flops_per_token, language_model
 from .rundir import CHECKPOINT, RunDir, load_checkpoint, load_run, run_cache_key, save_checkpoint
