@@ -5,7 +5,8 @@ The top level is the MLM chain, each module importing only those before it:
 ``model`` (ch. 4) -> the training engine (``seeding``: named random streams, ``batches``: a batch
 source per objective, ``engine``: the optimizer step and early stopping, ``rundir``: checkpoints
 and the run cache) -> ``training`` (pretraining, ch. 5) -> ``adaptation`` (DAPT, ch. 7) -> ``tasks``
--> ``finetuning`` (ch. 8) -> ``ablations`` (ch. 6, which judges pretraining by fine-tuning);
+-> ``finetuning`` -> ``comparison`` and ``retrieval`` (ch. 8) -> ``ablations`` (ch. 6, which judges
+pretraining by fine-tuning);
 ``generation`` and ``scoring`` (ch. 9) build on ``model``; ``hf`` exports to ``transformers``;
 ``cli`` is the command line.
 

@@ -83,16 +83,17 @@ class PretrainBatches:
 class LabelledBatches:
     """Batches of a fine-tuning task's encoded examples (``input_ids`` and ``labels``, or a ``label``
     per example), drawn in a fresh order per epoch (stream ``"finetune-order"``). An epoch's last
-    batch holds what is left, so every example is seen once per epoch."""
+    batch holds what is left, so every example is seen once per epoch. ``collate`` turns a list
+    of items into a batch (default: :func:`~mlm_lessons.masking.pad_examples` with ``pad_id``)."""
 
-    def __init__(self, items: list[dict], *, batch_size: int, seed: int, pad_id: int):
+    def __init__(self, items: list[dict], *, batch_size: int, seed: int, pad_id: int, collate=None):
         if not items:
             raise ValueError("no training examples to draw batches from")
         self.items, self.batch_size, self.seed, self.pad_id = items, batch_size, seed, pad_id
+        self.collate = collate or (lambda chosen: pad_examples(chosen, pad_id=pad_id))
         self.steps_per_epoch = -(-len(items) // batch_size)
 
     def __call__(self, step: int) -> dict:
         epoch, k = divmod(step, self.steps_per_epoch)
         order = torch.randperm(len(self.items), generator=stream_generator(self.seed, "finetune-order", epoch))
-        return pad_examples([self.items[i] for i in order[k * self.batch_size : (k + 1) * self.batch_size].tolist()],
-                            pad_id=self.pad_id)
+        return self.collate([self.items[i] for i in order[k * self.batch_size : (k + 1) * self.batch_size].tolist()])

@@ -33,7 +33,7 @@ from .tasks import TaskData, spans_of
 __all__ = [
     "SequenceClassifier", "TokenClassifier", "ClassifierOutput", "FinetuneConfig", "FinetuneResult",
     "finetune", "build_model", "evaluate_task", "predict", "encode_classification", "encode_tagging",
-    "classification_metrics", "tagging_metrics", "f1_score",
+    "classification_metrics", "tagging_metrics", "f1_score", "task_metrics", "main_metric",
 ]
 
 
@@ -266,7 +266,8 @@ def _predict_encoded(model, tokenizer, task, examples, encoded, batch_size=128) 
     return out
 
 
-def _metrics(task: TaskData, examples, predictions) -> dict:
+def task_metrics(task: TaskData, examples, predictions) -> dict:
+    """``examples``' metrics of ``task``'s kind: :func:`classification_metrics` or :func:`tagging_metrics`."""
     if task.kind == "classification":
         return classification_metrics([ex.label for ex in examples], predictions, task.num_labels)
     return tagging_metrics([ex.labels for ex in examples], predictions)
@@ -274,7 +275,7 @@ def _metrics(task: TaskData, examples, predictions) -> dict:
 
 def evaluate_task(model, tokenizer, task: TaskData, split: str = "test", *, max_length: int = 64) -> dict:
     """The task's metrics on ``split``: accuracy and macro-F1, or word and span scores for tagging."""
-    return _metrics(task, task.split(split), predict(model, tokenizer, task, split, max_length=max_length))
+    return task_metrics(task, task.split(split), predict(model, tokenizer, task, split, max_length=max_length))
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -335,7 +336,8 @@ class FinetuneResult:
     seconds: float = 0.0
 
 
-def _main_metric(task: TaskData) -> str:
+def main_metric(task: TaskData) -> str:
+    """The metric early stopping and model choice follow: macro-F1 (classification), span F1 (tagging)."""
     return "macro_f1" if task.kind == "classification" else "span_f1"
 
 
@@ -372,7 +374,7 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
     core = StepCore(model, lr=config.lr, total_steps=total, warmup_steps=int(config.warmup_ratio * total),
                     weight_decay=config.weight_decay, clip_norm=config.clip_norm, device=device,
                     precision=resolve_precision(config.precision, device), trainable=trainable)
-    metric = _main_metric(task)
+    metric = main_metric(task)
     stopper = EarlyStopping(config.patience, higher_is_better=True, start_from=model)
     history, window, best_scores = [], [], {}
     for step in tqdm(range(total), disable=not progress, desc=f"fine-tuning {task.name}"):
@@ -383,7 +385,7 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
         window.append(loss.item())
         done = step + 1
         if done % eval_every == 0 or done == total:
-            scores = _metrics(task, task.valid, _predict_encoded(model, tokenizer, task, task.valid, valid_encoded))
+            scores = task_metrics(task, task.valid, _predict_encoded(model, tokenizer, task, task.valid, valid_encoded))
             history.append({"step": done, "epoch": done / train.steps_per_epoch, "train_loss": sum(window) / len(window),
                             **{f"valid_{k}": v for k, v in scores.items()}})
             window = []

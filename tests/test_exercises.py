@@ -19,7 +19,7 @@ def test_every_exercise_is_registered():
     assert [e.id for e in exercises(5)] == ["05-mfu", "05-no-decay", "05-schedule"]
     assert [e.id for e in exercises(7)] == ["07-early-stop", "07-new-embedding", "07-overlap"]
     assert [e.id for e in exercises(6)] == ["06-corrupt", "06-sem", "06-times-seen"]
-    assert [e.id for e in exercises(8)] == ["08-first-piece", "08-macro-f1", "08-span-f1"]
+    assert [e.id for e in exercises(8)] == ["08-first-piece", "08-macro-f1", "08-mrr", "08-span-f1"]
     assert [e.id for e in exercises(9)] == ["09-next-token", "09-pll", "09-remask"]
     assert all(e.prompt for e in exercises())
 
@@ -363,6 +363,21 @@ def test_span_f1():
     rejected("08-span-f1", lambda g, p: tagging_metrics(g, p)["token_f1"], "that is the word-level F1")
     rejected("08-span-f1", lambda g, p: tagging_metrics(g, p)["span_precision"], "that is the span precision")
     rejected("08-span-f1", unguarded, "guard the divisions (0/0)")
+
+
+def test_mrr():
+    def mrr(scores, tie_counts_against=True, start=1, reciprocal=True):
+        n, total = len(scores), 0.0
+        for q, row in enumerate(scores):
+            above = sum(row[d] > row[q] or (tie_counts_against and row[d] == row[q]) for d in range(n) if d != q)
+            rank = start + above
+            total += 1 / rank if reciprocal else rank
+        return total / n
+
+    assert mlm.check("08-mrr", mrr)
+    rejected("08-mrr", lambda s: mrr(s, tie_counts_against=False), "ties with the right one")
+    rejected("08-mrr", lambda s: mrr(s, reciprocal=False), "that is the mean rank")
+    rejected("08-mrr", lambda s: mrr(s, start=0), "ranks start at 1")
 
 
 def _corrupt(ids, selected, p_mask, p_random, mask_id, vocab_size, generator, *, low=5, keep=True, everywhere=False):

@@ -97,4 +97,35 @@ def _check_span_f1(answer) -> tuple[bool, str]:
     return True, "right: a span one word too long or too short earns nothing"
 
 
+
+@register(
+    "08-mrr",
+    8,
+    "Write mean_reciprocal_rank(scores): scores[q][d] is query q's score for document d, and query q's "
+    "one right document is d = q. A query's rank is 1 + the number of other documents scoring at least as "
+    "high as the right one (a tie counts against it); return the mean of 1 / rank over the queries.",
+)
+def _check_mrr(answer) -> tuple[bool, str]:
+    import random
+
+    from ...retrieval import rank_metrics
+
+    rng = random.Random(8)
+    cases = [[[3.0, 1.0], [0.5, 2.0]], [[1.0, 2.0, 0.0], [2.0, 1.0, 3.0], [0.0, 0.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]]
+    cases += [[[float(rng.randrange(3)) for _ in range(5)] for _ in range(5)] for _ in range(3)]
+    for scores in cases:
+        want = rank_metrics(scores)["mrr"]
+        got = call_answer(answer, scores, hints={ZeroDivisionError: "ranks start at 1, not 0: the top document's rank is 1"})
+        if not isinstance(got, (int, float)) or abs(got - want) > 1e-9:
+            n = len(scores)
+            above = [sum(row[d] > row[q] for d in range(n) if d != q) for q, row in enumerate(scores)]
+            ties = [sum(row[d] == row[q] for d in range(n) if d != q) for q, row in enumerate(scores)]
+            hint = name_mistake(got, [
+                (sum(1 / (1 + a) for a in above) / n, "a document that ties with the right one counts as ranked above it"),
+                (sum(1 + a + t for a, t in zip(above, ties)) / n, "that is the mean rank; average 1 / rank instead"),
+                (sum(1 / (a + t) if a + t else 1.0 for a, t in zip(above, ties)) / n, "ranks start at 1, not 0"),
+            ], lambda g, w: abs(g - w) < 1e-9)
+            return False, f"mean_reciprocal_rank({scores}) returned {got!r}, expected {want:.4f}{hint}"
+    return True, "right, ties included: a scorer that gives every document the same score earns 1 / (number of documents)"
+
 # -- chapter 6 ------------------------------------------------------------------------------

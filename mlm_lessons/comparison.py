@@ -1,0 +1,144 @@
+"""Fair comparisons of starting points for fine-tuning, and the baseline that says what "good" is.
+
+- :func:`choose_lr` – the learning rate of one initialisation, chosen on the **validation** split
+  (mean over seeds), with a flag when the best value sits at the edge of the grid;
+- :func:`paired` – a difference A − B over the same seeds (same head initialisation, same label
+  subsample, same order): its mean, the standard deviation of the paired differences, the t
+  statistic and how many seeds A won; ``clear`` when the mean exceeds that spread;
+- :func:`bag_of_words` – scikit-learn's logistic regression on word counts (a paragraph's, for
+  classification; a word's own and its neighbours', for tagging), its ``C`` chosen on the
+  validation split: what word identity alone achieves on a task.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from .finetuning import main_metric, task_metrics
+from .tasks import TaskData
+
+__all__ = ["choose_lr", "PairedDifference", "paired", "bag_of_words", "mean_std", "BOW_CS"]
+
+#: The inverse regularisation strengths :func:`bag_of_words` chooses from.
+BOW_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def choose_lr(valid_scores: Mapping[float, Sequence[float]]) -> tuple[float, bool]:
+    """``(best learning rate, at_edge)`` from ``{lr: validation scores over seeds}``: the highest
+    mean score (ties: the smaller rate). ``at_edge`` says the best is the grid's smallest or largest
+    rate, so the grid should be widened before the choice is trusted."""
+    if len(valid_scores) < 2:
+        raise ValueError(f"choose_lr needs at least two learning rates to choose from, got {list(valid_scores)}")
+    for lr, scores in valid_scores.items():
+        if not lr > 0 or not len(scores):
+            raise ValueError(f"every learning rate must be > 0 with at least one score, got {lr!r}: {scores!r}")
+    grid = sorted(valid_scores)
+    best = max(grid, key=lambda lr: (statistics.mean(valid_scores[lr]), -lr))
+    return best, best in (grid[0], grid[-1])
+
+
+def mean_std(values: Sequence[float], digits: int = 3) -> str:
+    """``"0.512 ± 0.021"``: the mean and sample standard deviation (0 for one value)."""
+    values = list(values)
+    if not values:
+        raise ValueError("mean_std needs at least one value")
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """A − B over ``n`` paired seeds."""
+
+    mean: float
+    std: float  # sample standard deviation of the paired differences
+    n: int
+    wins: int  # seeds where A > B
+
+    @property
+    def t(self) -> float:
+        """The paired t statistic, mean ÷ (std / √n) (infinite when every difference is the same and not 0)."""
+        if self.std == 0:
+            return 0.0 if self.mean == 0 else math.copysign(math.inf, self.mean)
+        return self.mean / (self.std / math.sqrt(self.n))
+
+    @property
+    def clear(self) -> bool:
+        """A is ahead by more than the seed-to-seed spread of the difference (mean > std)."""
+        return self.mean > self.std
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.3f} ± {self.std:.3f} (A ahead on {self.wins} of {self.n} seeds)"
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> PairedDifference:
+    """The paired difference A − B of scores measured on the same seeds, in the same order."""
+    a, b = list(a), list(b)
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"a paired comparison needs the same seeds on both sides, at least two; got {len(a)} and {len(b)}")
+    d = [x - y for x, y in zip(a, b)]
+    return PairedDifference(statistics.mean(d), statistics.stdev(d), len(d), sum(x > 0 for x in d))
+
+
+def _word_features(words: Sequence[str], i: int, window: int) -> dict:
+    feats = {f"w={words[i].lower()}": 1}
+    for k in range(1, window + 1):
+        feats[f"l{k}={words[i - k].lower() if i - k >= 0 else '<s>'}"] = 1
+        feats[f"r{k}={words[i + k].lower() if i + k < len(words) else '</s>'}"] = 1
+    return feats
+
+
+def bag_of_words(task: TaskData, *, window: int = 1, Cs: Sequence[float] = BOW_CS, seed: int = 0) -> dict:
+    """Logistic regression on counts, trained on ``task``'s train split, ``C`` chosen on its
+    validation split by the task's metric (macro-F1, span F1). Classification reads a paragraph's
+    word counts (unigrams); tagging reads each word and the ``window`` words on each side.
+
+    Returns ``{"C", "valid", "test"}`` (the metrics dicts of :mod:`mlm_lessons.finetuning`).
+    Needs scikit-learn (``pip install scikit-learn``).
+    """
+    try:
+        from sklearn.feature_extraction import DictVectorizer
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.linear_model import LogisticRegression
+    except ImportError as error:  # pragma: no cover - the requirements install it
+        raise ImportError("bag_of_words needs scikit-learn: pip install scikit-learn") from error
+    if not isinstance(window, int) or isinstance(window, bool) or window < 0:
+        raise ValueError(f"window must be an int >= 0 (words on each side), got {window!r}")
+    if not Cs or any(not c > 0 for c in Cs):
+        raise ValueError(f"Cs must be positive regularisation strengths, got {Cs!r}")
+    if task.kind == "classification":
+        vectorizer = CountVectorizer(lowercase=True, token_pattern=r"(?u)\b\w+\b")
+        fit_x = vectorizer.fit_transform([ex.text for ex in task.train])
+        fit_y = [ex.label for ex in task.train]
+        features = lambda split: vectorizer.transform([ex.text for ex in task.split(split)])
+        unpack = lambda split, flat: list(flat)
+    elif task.kind == "tagging":
+        vectorizer = DictVectorizer()
+        rows = lambda split: [_word_features(ex.words, i, window) for ex in task.split(split) for i in range(len(ex.words))]
+        fit_x = vectorizer.fit_transform(rows("train"))
+        fit_y = [y for ex in task.train for y in ex.labels]
+        features = lambda split: vectorizer.transform(rows(split))
+
+        def unpack(split, flat):
+            out, k = [], 0
+            for ex in task.split(split):
+                out.append(list(flat[k : k + len(ex.words)]))
+                k += len(ex.words)
+            return out
+    else:
+        raise ValueError(f"unknown task kind {task.kind!r}; expected 'classification' or 'tagging'")
+    if len(set(fit_y)) < 2:
+        raise ValueError(f"the training examples of {task.name!r} hold a single label; a classifier needs at least two")
+    metric = main_metric(task)
+    best = None
+    for c in Cs:
+        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(fit_x, fit_y)
+        valid = task_metrics(task, task.valid, unpack("valid", clf.predict(features("valid")).tolist()))
+        if best is None or valid[metric] > best[1][metric]:
+            best = (c, valid, clf)
+    c, valid, clf = best
+    test = task_metrics(task, task.test, unpack("test", clf.predict(features("test")).tolist()))
+    return {"C": c, "valid": valid, "test": test}

@@ -1,0 +1,361 @@
+"""Retrieval with an encoder's paragraph vectors, against BM25, and a contrastive fine-tune.
+
+The task's labels come from the documentation itself: a docstring's **summary line** (its first
+paragraph) is the query, the **rest of the docstring** is the document to find among the other
+docstrings' bodies (:func:`summary_task`). The splits are the corpus's own (a test pair comes from
+a test document, never read in pretraining), with leaked and ambiguous pairs removed.
+
+- :func:`embed` – a text's vector: the mean of the encoder's final states over its real tokens
+  (``pooling="mean"``), the ``[CLS]`` state, or the last real token's state (what a left-to-right
+  model has read everything by), L2-normalised;
+- :func:`rank_metrics` – recall@k and mean reciprocal rank of a query-by-document score matrix
+  whose diagonal holds the right answers;
+- :func:`bm25_scores` – BM25 (Okapi, from the ``rank-bm25`` package) over lower-cased words;
+- :class:`DualEncoder` and :func:`contrastive_finetune` – train the encoder so that a query's
+  vector is closer to its document's than to the other documents of the batch (in-batch
+  negatives, InfoNCE), on the shared engine (:class:`~mlm_lessons.engine.StepCore`,
+  :class:`~mlm_lessons.engine.EarlyStopping`), keeping the weights with the best validation MRR.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ._checks import require_ints
+from .batches import LabelledBatches
+from .corpus import Corpus, load_corpus
+from .engine import EarlyStopping, StepCore, pick_device, resolve_precision
+from .masking import pad_examples
+from .model import MaskedLM, check_vocabulary, evaluating
+from .seeding import seed_offset, stream_seed
+from .tasks import paragraphs, words_with_offsets
+
+__all__ = [
+    "RetrievalPair", "RetrievalTask", "summary_task", "embed", "similarity", "rank_metrics", "bm25_scores",
+    "retrieval_metrics", "DualEncoder", "ContrastiveConfig", "ContrastiveResult", "contrastive_finetune", "POOLINGS",
+]
+
+#: How a text's token states become one vector.
+POOLINGS = ("mean", "cls", "last")
+
+
+@dataclass(frozen=True)
+class RetrievalPair:
+    query: str  # the summary line
+    target: str  # the rest of the docstring
+    source: str  # module.name of the docstring
+
+
+@dataclass
+class RetrievalTask:
+    name: str
+    train: list[RetrievalPair] = field(default_factory=list)
+    valid: list[RetrievalPair] = field(default_factory=list)
+    test: list[RetrievalPair] = field(default_factory=list)
+
+    def split(self, name: str) -> list[RetrievalPair]:
+        if name not in ("train", "valid", "test"):
+            raise ValueError(f"unknown split {name!r}; choose train, valid or test")
+        return getattr(self, name)
+
+    def stats(self) -> list[dict]:
+        rows = []
+        for s in ("train", "valid", "test"):
+            pairs = self.split(s)
+            rows.append({"split": s, "pairs": len(pairs),
+                         "query words": sum(len(p.query.split()) for p in pairs) / max(len(pairs), 1),
+                         "document words": sum(len(p.target.split()) for p in pairs) / max(len(pairs), 1)})
+        return rows
+
+
+def summary_task(corpus: Corpus | None = None, *, min_query_words: int = 4, min_target_words: int = 8) -> RetrievalTask:
+    """Pairs (summary line, rest of the docstring) of every document of ``corpus`` (default
+    ``pytorch-docs``) with a summary of at least ``min_query_words`` words and a body of at least
+    ``min_target_words``. A pair is dropped when its summary or its body occurs twice in its split
+    (two right answers, or one query with two), and, in valid and test, when either occurs in a
+    train document (text pretraining or contrastive training may have read)."""
+    for name, v in (("min_query_words", min_query_words), ("min_target_words", min_target_words)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    corpus = corpus if corpus is not None else load_corpus("pytorch-docs")
+    train_text = "\x00".join(d.text for d in corpus.train)
+    splits = {}
+    for split in ("train", "valid", "test"):
+        pairs = []
+        for doc in corpus.split(split):
+            paras = [p for p, _ in paragraphs(doc, min_words=1)]
+            if len(paras) < 2:
+                continue
+            query, target = paras[0], "\n\n".join(paras[1:])
+            if len(query.split()) < min_query_words or len(target.split()) < min_target_words:
+                continue
+            if split != "train" and (query in train_text or target in train_text):
+                continue
+            pairs.append(RetrievalPair(query, target, f"{doc.module}.{doc.name}"))
+        queries = [p.query for p in pairs]
+        targets = [p.target for p in pairs]
+        splits[split] = [p for p in pairs if queries.count(p.query) == 1 and targets.count(p.target) == 1]
+    return RetrievalTask(f"{corpus.name}-summaries", splits["train"], splits["valid"], splits["test"])
+
+
+# -- vectors and scores --------------------------------------------------------------------------
+
+
+def _pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "last":
+        last = attention_mask.sum(1) - 1  # the last real token ([SEP])
+        return hidden[torch.arange(len(hidden), device=hidden.device), last]
+    keep = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * keep).sum(1) / keep.sum(1).clamp(min=1)
+
+
+def _check_length(max_length: int | None, config) -> int:
+    if max_length is None:
+        return config.max_len
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or not 3 <= max_length <= config.max_len:
+        raise ValueError(f"max_length must be an int from 3 to the model's max_len={config.max_len}, got {max_length!r}; "
+                         "leave it None for the model's own")
+    return max_length
+
+
+def _check_pooling(pooling: str) -> None:
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+
+
+@torch.no_grad()
+def embed(model, tokenizer, texts, *, pooling: str = "mean", max_length: int | None = None, batch_size: int = 64) -> torch.Tensor:
+    """L2-normalised vectors [len(texts), d_model] of ``model``'s encoder (a ``MaskedLM``, a
+    ``CausalLM``, a fine-tuning head or a :class:`DualEncoder`), texts truncated to ``max_length``
+    pieces (default: the longest the model takes, its ``max_len``). A :class:`DualEncoder` pools
+    as it was trained to; ``pooling`` applies to the others."""
+    texts = list(texts)
+    if not texts:
+        raise ValueError("no texts to embed")
+    encoder = getattr(model, "encoder", None)
+    if encoder is None:
+        raise ValueError(f"embed needs a model with an .encoder (MaskedLM, a head, DualEncoder), got {type(model).__name__}")
+    pooling = model.pooling if isinstance(model, DualEncoder) else pooling
+    _check_pooling(pooling)
+    check_vocabulary(encoder.config, tokenizer)
+    max_length = _check_length(max_length, encoder.config)
+    device = next(encoder.parameters()).device
+    out = []
+    with evaluating(encoder):
+        for i in range(0, len(texts), batch_size):
+            batch = tokenizer.encode_batch(texts[i : i + batch_size], max_length=max_length)
+            ids, mask = batch.input_ids.to(device), batch.attention_mask.to(device)
+            out.append(F.normalize(_pool(encoder(ids, mask).float(), mask, pooling), dim=-1).cpu())
+    return torch.cat(out)
+
+
+def similarity(model, tokenizer, pairs, **kwargs) -> torch.Tensor:
+    """Cosine similarities [queries, documents] of ``pairs``' queries and documents (right answers on the diagonal)."""
+    return embed(model, tokenizer, [p.query for p in pairs], **kwargs) @ embed(model, tokenizer, [p.target for p in pairs], **kwargs).T
+
+
+def rank_metrics(scores, ks=(1, 10)) -> dict:
+    """``recall@k`` for each k and ``mrr`` of a score matrix [queries, documents] whose diagonal is
+    each query's one right document. A document that ties with the right one counts as ranked
+    above it (a constant scorer earns nothing)."""
+    scores = torch.as_tensor(scores, dtype=torch.float64)
+    if scores.ndim != 2 or scores.shape[0] != scores.shape[1] or scores.shape[0] == 0:
+        raise ValueError(f"scores must be a square [queries, documents] matrix with the answers on its diagonal, got {tuple(scores.shape)}")
+    if torch.isnan(scores).any():
+        raise ValueError("scores hold NaN; a ranking needs numbers")
+    gold = scores.diagonal().unsqueeze(1)
+    others = ~torch.eye(len(scores), dtype=torch.bool)
+    rank = 1 + ((scores >= gold) & others).sum(1)
+    out = {f"recall@{k}": float((rank <= k).double().mean()) for k in ks}
+    out["mrr"] = float((1.0 / rank.double()).mean())
+    return out
+
+
+def _bm25_words(text: str) -> list[str]:
+    return [w.lower() for w, _ in words_with_offsets(text) if any(c.isalnum() for c in w)]
+
+
+def bm25_scores(queries, documents, *, k1: float = 1.5, b: float = 0.75) -> torch.Tensor:
+    """BM25 (Okapi) scores [queries, documents]; words are the pre-tokenizer's, lower-cased,
+    punctuation dropped. Needs the ``rank-bm25`` package (``pip install rank-bm25``)."""
+    try:
+        from rank_bm25 import BM25Okapi
+    except ImportError as error:  # pragma: no cover - the requirements install it
+        raise ImportError("bm25_scores needs the rank-bm25 package: pip install rank-bm25") from error
+    queries, documents = list(queries), list(documents)
+    if not queries or not documents:
+        raise ValueError(f"need at least one query and one document, got {len(queries)} and {len(documents)}")
+    index = BM25Okapi([_bm25_words(d) for d in documents], k1=k1, b=b)
+    return torch.from_numpy(np.stack([index.get_scores(_bm25_words(q)) for q in queries])).double()
+
+
+def retrieval_metrics(model, tokenizer, pairs, *, ks=(1, 10), **kwargs) -> dict:
+    """:func:`rank_metrics` of ``model``'s cosine similarities on ``pairs``."""
+    return rank_metrics(similarity(model, tokenizer, pairs, **kwargs), ks)
+
+
+# -- contrastive fine-tuning -----------------------------------------------------------------------
+
+
+@dataclass
+class ContrastiveOutput:
+    loss: torch.Tensor
+    logits: torch.Tensor  # [queries, documents] similarities ÷ temperature
+
+
+class DualEncoder(nn.Module):
+    """One encoder for queries and documents (shared weights), pooled and L2-normalised.
+
+    ``forward(input_ids, attention_mask, labels)`` takes a batch of 2·B texts, the B queries first
+    and then their B documents, with ``labels = arange(B)``: the loss is the cross-entropy of each
+    query's similarities to all B documents (the other B − 1 are in-batch negatives) and of each
+    document's to all queries, averaged (InfoNCE, as in CLIP and DPR).
+    """
+
+    def __init__(self, mlm: MaskedLM, *, pooling: str = "mean", temperature: float = 0.05):
+        super().__init__()
+        if not isinstance(mlm, MaskedLM):
+            raise ValueError(f"DualEncoder takes a MaskedLM (or CausalLM), got {type(mlm).__name__}")
+        _check_pooling(pooling)
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        self.encoder = copy.deepcopy(mlm.encoder)  # the head is left behind; the pretrained model is untouched
+        self.config, self.pooling, self.temperature = mlm.config, pooling, temperature
+
+    def forward(self, input_ids, attention_mask=None, labels=None) -> ContrastiveOutput:
+        if input_ids.shape[0] % 2:
+            raise ValueError(f"a DualEncoder batch holds B queries then B documents, got {input_ids.shape[0]} texts")
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        vectors = F.normalize(_pool(self.encoder(input_ids, mask).float(), mask, self.pooling), dim=-1)
+        queries, documents = vectors.chunk(2)
+        logits = queries @ documents.T / self.temperature
+        labels = labels if labels is not None else torch.arange(len(queries), device=logits.device)
+        loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+        return ContrastiveOutput(loss, logits)
+
+
+@dataclass(frozen=True)
+class ContrastiveConfig:
+    """How to fine-tune a :class:`DualEncoder`: ``batch_size`` pairs a step (each query's
+    negatives are the other ``batch_size − 1`` documents), evaluation of validation MRR every
+    ``eval_every`` steps, ``patience`` evaluations without improvement end the run."""
+
+    lr: float = 3e-4
+    batch_size: int = 32
+    max_steps: int = 300
+    eval_every: int = 50
+    patience: int = 3
+    temperature: float = 0.05
+    pooling: str = "mean"
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0
+    max_length: int | None = None  # None: the model's max_len
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+
+    def __post_init__(self):
+        require_ints(self, ("batch_size", "max_steps", "eval_every", "patience"), minimum=1)
+        require_ints(self, ("seed",), minimum=0)
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2 (in-batch negatives need a second pair), got {self.batch_size}")
+        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 3):
+            raise ValueError(f"max_length must be None (the model's max_len) or an int >= 3, got {self.max_length!r}")
+        _check_pooling(self.pooling)
+        if not self.lr > 0 or not self.temperature > 0:
+            raise ValueError(f"lr and temperature must be > 0, got {self.lr!r} and {self.temperature!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
+        if self.weight_decay < 0 or self.clip_norm <= 0:
+            raise ValueError(f"weight_decay must be >= 0 and clip_norm > 0, got {self.weight_decay!r} and {self.clip_norm!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ContrastiveResult:
+    model: DualEncoder
+    history: list[dict] = field(default_factory=list)
+    best_step: int = 0
+    valid: dict = field(default_factory=dict)  # metrics of the kept (best) weights
+    test: dict | None = None
+    seconds: float = 0.0
+
+
+def _pair_items(tokenizer, pairs, max_length: int) -> list[dict]:
+    queries = tokenizer.encode_batch([p.query for p in pairs], max_length=max_length, padding=False, return_tensors=None)
+    targets = tokenizer.encode_batch([p.target for p in pairs], max_length=max_length, padding=False, return_tensors=None)
+    return [{"query": q, "target": t} for q, t in zip(queries["input_ids"], targets["input_ids"])]
+
+
+def contrastive_finetune(mlm: MaskedLM, tokenizer, task: RetrievalTask, config: ContrastiveConfig = ContrastiveConfig(), *,
+                         evaluate_test: bool = True, progress: bool = False) -> ContrastiveResult:
+    """Fine-tune a :class:`DualEncoder` made from ``mlm`` on ``task``'s training pairs; returns it
+    with the weights of the best validation MRR (the starting weights if training never beats them)."""
+    from tqdm.auto import tqdm
+
+    if not isinstance(config, ContrastiveConfig):
+        raise ValueError(f"config must be a ContrastiveConfig, got {type(config).__name__}")
+    if len(task.train) < config.batch_size or not task.valid:
+        raise ValueError(f"task {task.name!r} needs at least batch_size={config.batch_size} training pairs and a validation "
+                         f"split; it has {len(task.train)} and {len(task.valid)}")
+    check_vocabulary(mlm.config, tokenizer)
+    max_length = _check_length(config.max_length, mlm.config)
+    t0 = time.perf_counter()
+    torch.manual_seed(config.seed + seed_offset())
+    model = DualEncoder(mlm, pooling=config.pooling, temperature=config.temperature)
+    device = pick_device(config.device)
+    model.to(device).train()
+
+    def collate(items):
+        batch = pad_examples([{"input_ids": it["query"]} for it in items] + [{"input_ids": it["target"]} for it in items],
+                             pad_id=tokenizer.pad_id)
+        batch["labels"] = torch.arange(len(items))
+        return batch
+
+    # drop_last in spirit: a batch of one pair has no negative, so an epoch is cut to whole batches
+    items = _pair_items(tokenizer, task.train, max_length)
+    items = items[: len(items) - len(items) % config.batch_size]
+    train = LabelledBatches(items, batch_size=config.batch_size, seed=config.seed + seed_offset(), pad_id=tokenizer.pad_id,
+                            collate=collate)
+    total = config.max_steps
+    core = StepCore(model, lr=config.lr, total_steps=total, warmup_steps=int(config.warmup_ratio * total),
+                    weight_decay=config.weight_decay, clip_norm=config.clip_norm, device=device,
+                    precision=resolve_precision(config.precision, device))
+    evaluate = lambda split: retrieval_metrics(model, tokenizer, task.split(split), max_length=max_length)
+    start = evaluate("valid")
+    history = [{"step": 0, "train_loss": None, **{f"valid_{k}": v for k, v in start.items()}}]
+    stopper = EarlyStopping(config.patience, higher_is_better=True, start_from=model)
+    stopper.best_score, best = start["mrr"], start
+    window = []
+    for step in tqdm(range(total), disable=not progress, desc=f"contrastive {task.name}"):
+        torch.manual_seed(stream_seed(train.seed, "finetune-dropout", step))
+        loss, _ = core.step([train(step)])
+        window.append(loss.item())
+        done = step + 1
+        if done % config.eval_every == 0 or done == total:
+            scores = evaluate("valid")
+            history.append({"step": done, "train_loss": sum(window) / len(window), **{f"valid_{k}": v for k, v in scores.items()}})
+            window = []
+            stop = stopper.update(scores["mrr"], done, model)
+            if stopper.best_step == done:
+                best = scores
+            if stop:
+                break
+    stopper.restore(model)
+    model.eval()
+    test = evaluate("test") if evaluate_test else None
+    return ContrastiveResult(model, history, stopper.best_step, best, test, time.perf_counter() - t0)

@@ -1,0 +1,112 @@
+"""Fair comparisons: the learning-rate choice, paired differences and the bag-of-words baseline."""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+
+import pytest
+from scipy import stats
+
+from mlm_lessons.comparison import PairedDifference, bag_of_words, choose_lr, mean_std, paired
+from mlm_lessons.tasks import ClassificationExample, TaggingExample, TaskData
+
+
+def test_choose_lr_takes_the_best_validation_mean_and_flags_the_edge():
+    assert choose_lr({1e-3: [0.5, 0.6], 2e-3: [0.7, 0.6], 4e-3: [0.4, 0.5]}) == (2e-3, False)
+    assert choose_lr({1e-3: [0.5], 2e-3: [0.4], 4e-3: [0.3]}) == (1e-3, True)
+    assert choose_lr({4e-3: [0.1], 1e-3: [0.2], 2e-3: [0.3]}) == (2e-3, False)  # the order of the keys does not matter
+    assert choose_lr({1e-3: [0.5], 2e-3: [0.5], 4e-3: [0.1]}) == (1e-3, True)  # a tie: the smaller rate
+    with pytest.raises(ValueError, match="at least two learning rates"):
+        choose_lr({1e-3: [0.5]})
+    with pytest.raises(ValueError, match="> 0 with at least one score"):
+        choose_lr({1e-3: [0.5], 2e-3: []})
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_paired_matches_scipy(seed):
+    rng = random.Random(seed)
+    a = [rng.random() for _ in range(6)]
+    b = [x - 0.05 + rng.gauss(0, 0.05) for x in a]
+    d = paired(a, b)
+    assert d.mean == pytest.approx(statistics.mean(a) - statistics.mean(b))
+    assert d.t == pytest.approx(stats.ttest_rel(a, b).statistic)
+    assert d.wins == sum(x > y for x, y in zip(a, b)) and d.n == 6
+    assert d.clear == (d.mean > d.std)
+
+
+def test_paired_edge_cases():
+    same = paired([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])
+    assert same.std == pytest.approx(0, abs=1e-15) and same.clear and same.wins == 3
+    assert PairedDifference(0.1, 0.0, 3, 3).t == math.inf and PairedDifference(0.0, 0.0, 3, 0).t == 0.0
+    assert not paired([0.5, 0.7, 0.5, 0.7], [0.6, 0.6, 0.6, 0.6]).clear  # level on average
+    assert str(PairedDifference(0.0123, 0.004, 5, 4)) == "+0.012 ± 0.004 (A ahead on 4 of 5 seeds)"
+    with pytest.raises(ValueError, match="same seeds on both sides"):
+        paired([0.1, 0.2], [0.1])
+    with pytest.raises(ValueError, match="at least two"):
+        paired([0.1], [0.2])
+
+
+def test_mean_std():
+    assert mean_std([0.5, 0.7]) == "0.600 ± 0.141"
+    assert mean_std([0.5]) == "0.500 ± 0.000"
+    with pytest.raises(ValueError):
+        mean_std([])
+
+
+WORDS = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"]
+
+
+def topic_task(seed=0) -> TaskData:
+    """Class = whether the text holds 'alpha' (else 'beta'), among six filler words."""
+    rng = random.Random(seed)
+
+    def examples(n):
+        out = []
+        for i in range(n):
+            words = [rng.choice(WORDS[2:]) for _ in range(6)] + [("alpha", "beta")[i % 2]]
+            rng.shuffle(words)
+            out.append(ClassificationExample(" ".join(words), i % 2, "s"))
+        return out
+
+    return TaskData("toy", "classification", ("a", "b"), examples(40), examples(20), examples(20))
+
+
+def neighbour_task(seed=0) -> TaskData:
+    """A word is labelled 1 when the word before it is 'alpha': its own identity says nothing."""
+    rng = random.Random(seed)
+
+    def examples(n):
+        out = []
+        for _ in range(n):
+            words = [rng.choice(WORDS) for _ in range(10)]
+            out.append(TaggingExample(tuple(words), tuple(int(i > 0 and words[i - 1] == "alpha") for i in range(10)), "s"))
+        return out
+
+    return TaskData("toy-tags", "tagging", ("prose", "code"), examples(60), examples(20), examples(20))
+
+
+def test_bag_of_words_solves_what_word_counts_tell():
+    result = bag_of_words(topic_task())
+    assert result["test"]["macro_f1"] > 0.9 and result["C"] in (0.01, 0.1, 1.0, 10.0, 100.0)  # chance: 0.5
+    assert set(result["valid"]) == {"accuracy", "macro_f1"}
+
+
+def test_bag_of_words_window_sees_the_neighbours():
+    task = neighbour_task()
+    alone, window = bag_of_words(task, window=0), bag_of_words(task, window=1)
+    assert window["test"]["span_f1"] == 1.0 and window["test"]["token_f1"] == 1.0
+    assert alone["test"]["token_f1"] < 0.5  # the word itself carries no signal
+    assert {"span_f1", "token_f1", "word_accuracy"} <= set(window["test"])
+
+
+def test_bag_of_words_errors():
+    with pytest.raises(ValueError, match="window must be"):
+        bag_of_words(neighbour_task(), window=-1)
+    with pytest.raises(ValueError, match="Cs must be"):
+        bag_of_words(topic_task(), Cs=(0.0,))
+    one_class = topic_task()
+    one_class.train = [ex for ex in one_class.train if ex.label == 0]
+    with pytest.raises(ValueError, match="single label"):
+        bag_of_words(one_class)
