@@ -7,7 +7,9 @@
   statistic and how many seeds A won; ``clear`` when the mean exceeds that spread;
 - :func:`bag_of_words` – scikit-learn's logistic regression on word counts (a paragraph's, for
   classification; a word's own and its neighbours', for tagging), its ``C`` chosen on the
-  validation split: what word identity alone achieves on a task.
+  validation split: what word identity alone achieves on a task;
+- :func:`linear_probe` – the same logistic regression, trained to convergence, on a frozen
+  encoder's pooled vectors (standardised): what the representation holds, with no fine-tuning.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from .finetuning import main_metric, task_metrics
+from .retrieval import embed
 from .tasks import TaskData
 
-__all__ = ["choose_lr", "PairedDifference", "paired", "bag_of_words", "mean_std", "BOW_CS"]
+__all__ = ["choose_lr", "PairedDifference", "paired", "bag_of_words", "linear_probe", "mean_std", "BOW_CS"]
 
 #: The inverse regularisation strengths :func:`bag_of_words` chooses from.
 BOW_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -142,3 +145,37 @@ def bag_of_words(task: TaskData, *, window: int = 1, Cs: Sequence[float] = BOW_C
     c, valid, clf = best
     test = task_metrics(task, task.test, unpack("test", clf.predict(features("test")).tolist()))
     return {"C": c, "valid": valid, "test": test}
+
+
+def linear_probe(model, tokenizer, task: TaskData, *, pooling: str = "mean", Cs: Sequence[float] = BOW_CS, seed: int = 0) -> dict:
+    """Logistic regression on ``model``'s frozen pooled vectors (:func:`~mlm_lessons.retrieval.embed`,
+    then standardised on the train split), trained to convergence, ``C`` chosen on the validation
+    split by macro-F1. A classification task only. Returns ``{"C", "valid", "test"}``.
+
+    Unlike a head trained for a few optimizer steps, the fit does not depend on a learning rate or
+    on how the vectors are scaled: anisotropic vectors (all pointing much the same way) are
+    standardised first, so the probe reads what the vectors hold, not how easy they are to optimise.
+    """
+    try:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as error:  # pragma: no cover - the requirements install it
+        raise ImportError("linear_probe needs scikit-learn: pip install scikit-learn") from error
+    if task.kind != "classification":
+        raise ValueError(f"linear_probe reads one vector per text: a classification task, not {task.kind!r} ({task.name!r})")
+    if not Cs or any(not c > 0 for c in Cs):
+        raise ValueError(f"Cs must be positive regularisation strengths, got {Cs!r}")
+    if len({ex.label for ex in task.train}) < 2:
+        raise ValueError(f"the training examples of {task.name!r} hold a single label; a classifier needs at least two")
+    vectors = {s: embed(model, tokenizer, [ex.text for ex in task.split(s)], pooling=pooling).numpy() for s in ("train", "valid", "test")}
+    scaler = StandardScaler().fit(vectors["train"])
+    x = {s: scaler.transform(v) for s, v in vectors.items()}
+    y = [ex.label for ex in task.train]
+    best = None
+    for c in Cs:
+        clf = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(x["train"], y)
+        valid = task_metrics(task, task.valid, clf.predict(x["valid"]).tolist())
+        if best is None or valid["macro_f1"] > best[1]["macro_f1"]:
+            best = (c, valid, clf)
+    c, valid, clf = best
+    return {"C": c, "valid": valid, "test": task_metrics(task, task.test, clf.predict(x["test"]).tolist())}

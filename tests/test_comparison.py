@@ -110,3 +110,35 @@ def test_bag_of_words_errors():
     one_class.train = [ex for ex in one_class.train if ex.label == 0]
     with pytest.raises(ValueError, match="single label"):
         bag_of_words(one_class)
+
+
+def test_linear_probe_reads_what_the_vectors_hold():
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    import mlm_lessons as mlm
+    from mlm_lessons.comparison import linear_probe
+    from mlm_lessons.model import EncoderConfig, MaskedLM
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_data import WORDS as VOCAB
+
+    tok = mlm.tokenizer_from_vocab(VOCAB + ["."])
+    torch.manual_seed(0)
+    model = MaskedLM(EncoderConfig(vocab_size=tok.vocab_size, max_len=32, d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0))
+    rng = random.Random(0)
+
+    def examples(n):  # class 1 holds "tensor", class 0 "gradient": even random weights' mean vectors tell them apart
+        out = []
+        for i in range(n):
+            words = [rng.choice(VOCAB[3:]) for _ in range(5)] + [("gradient", "tensor")[i % 2]]
+            out.append(ClassificationExample(" ".join(words), i % 2, "s"))
+        return out
+
+    task = TaskData("toy", "classification", ("a", "b"), examples(60), examples(30), examples(30))
+    result = linear_probe(model, tok, task)
+    assert result["test"]["macro_f1"] > 0.8 and result["C"] in (0.01, 0.1, 1.0, 10.0, 100.0)
+    with pytest.raises(ValueError, match="classification task"):
+        linear_probe(model, tok, neighbour_task())
