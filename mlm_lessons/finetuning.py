@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import require_ints
+from ._checks import check_step_settings, require_ints
 from .batches import LabelledBatches
 from .engine import EarlyStopping, StepCore, pick_device, resolve_precision
 from .masking import IGNORE_INDEX, pad_examples
@@ -313,14 +313,7 @@ class FinetuneConfig:
             require_ints(self, ("eval_every",), minimum=1)
         if self.max_length < 3:
             raise ValueError(f"max_length must be >= 3 (room for [CLS], a piece and [SEP]), got {self.max_length}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
-        if self.weight_decay < 0 or self.clip_norm <= 0:
-            raise ValueError(f"weight_decay must be >= 0 and clip_norm > 0, got {self.weight_decay!r} and {self.clip_norm!r}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        check_step_settings(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

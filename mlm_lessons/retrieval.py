@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import require_ints
+from ._checks import check_step_settings, require_ints
 from .batches import LabelledBatches
 from .corpus import Corpus, load_corpus
 from .engine import EarlyStopping, StepCore, pick_device, resolve_precision
@@ -272,14 +272,9 @@ class ContrastiveConfig:
         if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 3):
             raise ValueError(f"max_length must be None (the model's max_len) or an int >= 3, got {self.max_length!r}")
         _check_pooling(self.pooling)
-        if not self.lr > 0 or not self.temperature > 0:
-            raise ValueError(f"lr and temperature must be > 0, got {self.lr!r} and {self.temperature!r}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}")
-        if self.weight_decay < 0 or self.clip_norm <= 0:
-            raise ValueError(f"weight_decay must be >= 0 and clip_norm > 0, got {self.weight_decay!r} and {self.clip_norm!r}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        check_step_settings(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

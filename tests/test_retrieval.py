@@ -253,8 +253,10 @@ def test_contrastive_config_and_task_errors(word_tok):
         ContrastiveConfig(batch_size=1)
     with pytest.raises(ValueError, match="pooling"):
         ContrastiveConfig(pooling="max")
-    with pytest.raises(ValueError, match="lr and temperature"):
+    with pytest.raises(ValueError, match="lr must be > 0"):
         ContrastiveConfig(lr=0)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        ContrastiveConfig(temperature=0)
     small = RetrievalTask("toy", toy_retrieval().train[:4], toy_retrieval().valid, [])
     with pytest.raises(ValueError, match="at least batch_size=32"):
         contrastive_finetune(tiny_mlm(word_tok), word_tok, small)
