@@ -2,6 +2,8 @@
 
 - :func:`choose_lr` – the learning rate of one initialisation, chosen on the **validation** split
   (mean over seeds), with a flag when the best value sits at the edge of the grid;
+- :func:`lr_protocol` – the whole protocol for any run: a grid of rates on every seed, widened
+  while the best sits at its edge, the rate chosen on validation;
 - :func:`paired` – a difference A − B over the same seeds (same head initialisation, same label
   subsample, same order): its mean, the standard deviation of the paired differences, the t
   statistic and how many seeds A won; ``clear`` when the mean exceeds that spread;
@@ -17,13 +19,15 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
+
+import torch
 
 from .finetuning import main_metric, task_metrics
 from .retrieval import embed
 from .tasks import TaskData
 
-__all__ = ["choose_lr", "PairedDifference", "paired", "bag_of_words", "linear_probe", "mean_std", "BOW_CS"]
+__all__ = ["choose_lr", "lr_protocol", "finetune_with_protocol", "PairedDifference", "paired", "bag_of_words", "linear_probe", "mean_std", "BOW_CS"]
 
 #: The inverse regularisation strengths :func:`bag_of_words` chooses from.
 BOW_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -41,6 +45,62 @@ def choose_lr(valid_scores: Mapping[float, Sequence[float]]) -> tuple[float, boo
     grid = sorted(valid_scores)
     best = max(grid, key=lambda lr: (statistics.mean(valid_scores[lr]), -lr))
     return best, best in (grid[0], grid[-1])
+
+
+def lr_protocol(run: Callable[[float, int], Mapping], lrs: Sequence[float], seeds: Sequence[int], *,
+                widen: int = 2, factor: float = 2.0) -> dict:
+    """The rate-choosing protocol of chapter 8, for any ``run(lr, seed) -> {"valid": score, ...}``.
+
+    Every rate of ``lrs`` runs on every seed; :func:`choose_lr` picks the rate with the best mean
+    validation score; while the best is at an edge of the grid, the grid grows by one rate on that
+    side (``factor`` times larger or smaller), at most ``widen`` times. Returns ``{"lr": chosen,
+    "at_edge": whether it still is, "runs": {lr: [run's result per seed]}}``.
+    """
+    if len(lrs) < 2:
+        raise ValueError(f"lrs needs at least two learning rates, got {list(lrs)}")
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    if not factor > 1:
+        raise ValueError(f"factor must be > 1 (the step by which the grid widens), got {factor!r}")
+    grid, runs = sorted(lrs), {}
+    for attempt in range(widen + 1):
+        for lr in grid:
+            if lr not in runs:
+                runs[lr] = [dict(run(lr, seed)) for seed in seeds]
+        best, edge = choose_lr({lr: [r["valid"] for r in rows] for lr, rows in runs.items()})
+        if not edge or attempt == widen:
+            break
+        grid.append(best * factor if best == max(grid) else best / factor)
+        grid.sort()
+    return {"lr": best, "at_edge": edge, "runs": dict(sorted(runs.items()))}
+
+
+def finetune_with_protocol(task: TaskData, init, tokenizer, config, *, per_class: int | None, lrs: Sequence[float],
+                           seeds: Sequence[int], pooling: str = "mean") -> dict:
+    """Fine-tune from ``init`` under :func:`lr_protocol`: for each rate and seed, ``per_class`` labels
+    drawn with the seed (``None``: all), a head initialised with it, ``config`` with that rate and
+    seed. ``init`` is what :func:`~mlm_lessons.finetuning.build_model` takes (a model or an
+    ``EncoderConfig``), or a function of the seed returning one (a pretraining run per seed).
+
+    Returns ``{"metric", "lr", "at_edge", "grid": {str(lr): [{"valid", "test", "best_step"} per seed]}}``
+    with the task's main metric (:func:`~mlm_lessons.finetuning.main_metric`).
+    """
+    import dataclasses
+
+    from .finetuning import build_model, finetune
+
+    metric = main_metric(task)
+
+    def run(lr: float, seed: int) -> dict:
+        part = task.subsample(per_class, seed=seed)
+        start = init(seed) if callable(init) and not isinstance(init, torch.nn.Module) else init
+        result = finetune(build_model(part, start, pooling=pooling, seed=seed), tokenizer, part,
+                          dataclasses.replace(config, lr=lr, seed=seed))
+        return {"valid": result.valid[metric], "test": result.test[metric], "best_step": result.best_step}
+
+    chosen = lr_protocol(run, lrs, seeds)
+    return {"metric": metric, "lr": chosen["lr"], "at_edge": chosen["at_edge"],
+            "grid": {str(lr): rows for lr, rows in chosen["runs"].items()}}
 
 
 def mean_std(values: Sequence[float], digits: int = 3) -> str:
@@ -94,10 +154,12 @@ def _word_features(words: Sequence[str], i: int, window: int) -> dict:
     return feats
 
 
-def bag_of_words(task: TaskData, *, window: int = 1, Cs: Sequence[float] = BOW_CS, seed: int = 0) -> dict:
+def bag_of_words(task: TaskData, *, window: int = 1, Cs: Sequence[float] = BOW_CS, seed: int = 0, tokenizer=None) -> dict:
     """Logistic regression on counts, trained on ``task``'s train split, ``C`` chosen on its
     validation split by the task's metric (macro-F1, span F1). Classification reads a paragraph's
-    word counts (unigrams); tagging reads each word and the ``window`` words on each side.
+    word counts (unigrams) – or, with ``tokenizer``, the counts of its pieces (a *bag of pieces*:
+    what a vocabulary alone gives a classifier); tagging reads each word and the ``window`` words on
+    each side.
 
     Returns ``{"C", "valid", "test"}`` (the metrics dicts of :mod:`mlm_lessons.finetuning`).
     Needs scikit-learn (``pip install scikit-learn``).
@@ -112,8 +174,11 @@ def bag_of_words(task: TaskData, *, window: int = 1, Cs: Sequence[float] = BOW_C
         raise ValueError(f"window must be an int >= 0 (words on each side), got {window!r}")
     if not Cs or any(not c > 0 for c in Cs):
         raise ValueError(f"Cs must be positive regularisation strengths, got {Cs!r}")
+    if tokenizer is not None and task.kind != "classification":
+        raise ValueError(f"tokenizer= counts pieces of paragraphs (classification); {task.name!r} is a {task.kind} task: leave it out")
     if task.kind == "classification":
-        vectorizer = CountVectorizer(lowercase=True, token_pattern=r"(?u)\b\w+\b")
+        vectorizer = (CountVectorizer(lowercase=True, token_pattern=r"(?u)\b\w+\b") if tokenizer is None
+                      else CountVectorizer(analyzer=tokenizer.tokenize))
         fit_x = vectorizer.fit_transform([ex.text for ex in task.train])
         fit_y = [ex.label for ex in task.train]
         features = lambda split: vectorizer.transform([ex.text for ex in task.split(split)])

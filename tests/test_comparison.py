@@ -9,8 +9,55 @@ import statistics
 import pytest
 from scipy import stats
 
-from mlm_lessons.comparison import PairedDifference, bag_of_words, choose_lr, mean_std, paired
+from mlm_lessons.comparison import PairedDifference, bag_of_words, choose_lr, lr_protocol, mean_std, paired
 from mlm_lessons.tasks import ClassificationExample, TaggingExample, TaskData
+
+
+def test_lr_protocol_widens_the_grid_towards_the_best_and_stops():
+    calls = []
+
+    def run(lr, seed):  # validation peaks at 1.6e-2; seeds shift every score alike
+        calls.append((lr, seed))
+        return {"valid": -abs(math.log(lr / 1.6e-2)) + 0.01 * seed, "test": lr}
+
+    out = lr_protocol(run, [1e-3, 2e-3, 4e-3], seeds=[0, 1], widen=3)
+    assert out["lr"] == pytest.approx(1.6e-2) and not out["at_edge"]
+    assert sorted(out["runs"]) == pytest.approx([1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2])
+    assert len(calls) == 12 and len(set(calls)) == 12  # every rate and seed once
+    assert out["runs"][1e-3] == [{"valid": run(1e-3, 0)["valid"], "test": 1e-3}, {"valid": run(1e-3, 1)["valid"], "test": 1e-3}]
+    capped = lr_protocol(run, [1e-3, 2e-3], seeds=[0], widen=1)
+    assert capped["lr"] == pytest.approx(4e-3) and capped["at_edge"] and len(capped["runs"]) == 3
+    low = lr_protocol(lambda lr, s: {"valid": -lr}, [1e-3, 2e-3], seeds=[0], widen=1)
+    assert low["lr"] == pytest.approx(5e-4) and sorted(low["runs"]) == pytest.approx([5e-4, 1e-3, 2e-3])
+    for bad, match in (({"lrs": [1e-3]}, "two learning rates"), ({"seeds": []}, "seeds"), ({"factor": 1.0}, "factor")):
+        kwargs = {"lrs": [1e-3, 2e-3], "seeds": [0], **bad}
+        with pytest.raises(ValueError, match=match):
+            lr_protocol(run, **kwargs)
+
+
+def test_finetune_with_protocol_runs_every_rate_and_seed_and_reports_the_choice():
+    import mlm_lessons as mlm
+    from mlm_lessons.comparison import finetune_with_protocol
+    from mlm_lessons.finetuning import FinetuneConfig
+    from mlm_lessons.model import EncoderConfig
+
+    tok = mlm.tokenizer_from_vocab(WORDS)
+    config = EncoderConfig(vocab_size=tok.vocab_size, max_len=16, d_model=16, n_layers=1, n_heads=2, d_ff=32, dropout=0.0)
+    asked = []
+
+    def init(seed):
+        asked.append(seed)
+        return config
+
+    out = finetune_with_protocol(topic_task(), init, tok, FinetuneConfig(max_steps=2, eval_every=1, device="cpu"),
+                                 per_class=4, lrs=[1e-3, 2e-3], seeds=[0, 1])
+    assert out["metric"] == "macro_f1" and out["lr"] in (5e-4, 1e-3, 2e-3, 4e-3)
+    assert out["lr"] == choose_lr({float(lr): [r["valid"] for r in rows] for lr, rows in out["grid"].items()})[0]
+    assert all(len(rows) == 2 and set(rows[0]) == {"valid", "test", "best_step"} for rows in out["grid"].values())
+    assert asked[:4] == [0, 1, 0, 1]  # a run per rate and seed, each from the seed's starting point
+    fixed = finetune_with_protocol(topic_task(), config, tok, FinetuneConfig(max_steps=2, eval_every=1, device="cpu"),
+                                   per_class=4, lrs=[1e-3, 2e-3], seeds=[0, 1])
+    assert fixed["grid"]["0.001"] == out["grid"]["0.001"]  # the same start and seeds: the same runs
 
 
 def test_choose_lr_takes_the_best_validation_mean_and_flags_the_edge():
@@ -91,6 +138,20 @@ def test_bag_of_words_solves_what_word_counts_tell():
     result = bag_of_words(topic_task())
     assert result["test"]["macro_f1"] > 0.9 and result["C"] in (0.01, 0.1, 1.0, 10.0, 100.0)  # chance: 0.5
     assert set(result["valid"]) == {"accuracy", "macro_f1"}
+
+
+def test_bag_of_pieces_counts_what_the_tokenizer_sees():
+    import mlm_lessons as mlm
+
+    fillers = [w for w in WORDS[2:] if "alpha" not in w and "beta" not in w]
+    pieces = mlm.tokenizer_from_vocab(fillers + ["al", "##pha", "be", "##ta"])
+    assert pieces.tokenize("alpha beta") == ["al", "##pha", "be", "##ta"]
+    assert bag_of_words(topic_task(), tokenizer=pieces)["test"]["macro_f1"] > 0.9
+    blind = mlm.tokenizer_from_vocab(fillers)  # alpha and beta are both [UNK]: nothing tells the classes apart
+    assert blind.tokenize("alpha") == blind.tokenize("beta") == ["[UNK]"]
+    assert bag_of_words(topic_task(), tokenizer=blind)["test"]["macro_f1"] < 0.7
+    with pytest.raises(ValueError, match="classification"):
+        bag_of_words(neighbour_task(), tokenizer=pieces)
 
 
 def test_bag_of_words_window_sees_the_neighbours():
