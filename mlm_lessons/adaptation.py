@@ -10,7 +10,9 @@ The recipe of Gururangan et al. (2020), "Don't Stop Pretraining", at the book's 
    watching the masked-token loss on the domain's validation text *and* on general validation text
    (what the model forgets), with early stopping on the domain loss;
 3. :func:`domain_words` and :func:`extend_vocabulary` – optionally give frequent domain words a
-   token of their own, each new embedding starting as the mean of the pieces it replaces.
+   token of their own, each new embedding starting as the mean of the pieces it replaces;
+4. :func:`overfit_runs` – DAPT pushed too far (a small slice of the domain at the pretraining
+   rate), to the end and with early stopping: what stopping early keeps.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .training import PretrainResult, TrainConfig, pretrain
 
 __all__ = [
     "DomainShift", "domain_shift", "dapt", "domain_words", "extend_vocabulary", "load_pretrained", "dapt_config",
+    "adapted_models", "AdaptedModels", "OverfitSettings", "OVERFIT", "OverfitRuns", "overfit_runs",
 ]
 
 
@@ -235,6 +238,7 @@ class AdaptedModels:
     control: PretrainResult
     extended_tokenizer: MLMTokenizer | None = None
     extended: PretrainResult | None = None
+    config: TrainConfig | None = None  # the general model's pretraining settings
 
 
 def adapted_models(*, general_corpus: str = "python-docs", domain_corpus: str = "pytorch-docs",
@@ -261,7 +265,7 @@ def adapted_models(*, general_corpus: str = "python-docs", domain_corpus: str = 
                    config, patience=patience, cache=cache, progress=progress)
     control = dapt(general.model, tok, control_c.texts("train"), control_c.texts("valid"), general_c.texts("valid"),
                    config, patience=patience, extra_valid={"domain": domain_c.texts("valid")}, cache=cache, progress=progress)
-    models = AdaptedModels(tok, general, adapted, control)
+    models = AdaptedModels(tok, general, adapted, control, config=train_config)
     if extend:
         words = domain_words(tok, domain_c.texts("train"), extend)
         ext_model, ext_tok = extend_vocabulary(general.model, tok, words)
@@ -269,3 +273,71 @@ def adapted_models(*, general_corpus: str = "python-docs", domain_corpus: str = 
         models.extended = dapt(ext_model, ext_tok, domain_c.texts("train"), domain_c.texts("valid"), general_c.texts("valid"),
                                config, patience=patience, cache=cache, progress=progress)
     return models
+
+
+# -- 4. DAPT pushed too far --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OverfitSettings:
+    """DAPT made to over-specialise: the first ``share`` of the domain's training documents (a small
+    domain corpus, seen for many passes) for ``steps`` steps at ``lr_factor`` times the rate of
+    :func:`dapt_config` (2: the pretraining peak rate), evaluated every ``eval_every`` steps;
+    early stopping with ``patience`` evaluations on the domain validation loss."""
+
+    share: float = 0.1
+    steps: int = 1500
+    lr_factor: float = 2.0
+    eval_every: int = 100
+    patience: int = 3
+
+    def __post_init__(self):
+        if not 0 < self.share <= 1:
+            raise ValueError(f"share must be a share of the domain's training documents in (0, 1], got {self.share!r}")
+        if not isinstance(self.steps, int) or self.steps < 2 * self.eval_every:
+            raise ValueError(f"steps must be an int of at least two evaluations ({2 * self.eval_every}), got {self.steps!r}")
+        if not self.lr_factor > 0:
+            raise ValueError(f"lr_factor must be > 0, got {self.lr_factor!r}")
+        if not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(f"patience must be a positive int, got {self.patience!r}")
+
+
+#: Chapter 7's setting (``benchmarks/dapt_overfit.py`` uses the same).
+OVERFIT = OverfitSettings()
+
+
+@dataclass
+class OverfitRuns:
+    """The two runs of :func:`overfit_runs`: ``last`` ran every step (its weights are the last ones);
+    ``kept`` is the same run with early stopping (the weights of ``kept.best_step``)."""
+
+    documents: int
+    config: TrainConfig
+    last: PretrainResult
+    kept: PretrainResult
+
+
+def overfit_runs(model: MaskedLM, tokenizer: MLMTokenizer, pretrain_config: TrainConfig, settings: OverfitSettings = OVERFIT, *,
+                 general_corpus: str = "python-docs", domain_corpus: str = "pytorch-docs", cache: bool = True,
+                 progress: bool = False) -> OverfitRuns:
+    """DAPT of the general ``model`` (pretrained with ``pretrain_config``) as ``settings`` say, once
+    to the end and once with early stopping.
+
+    Both runs share their settings and seed, so they draw the same batches: the early-stopped run is
+    the full one cut short (its evaluations are the first ones of the full run).
+    """
+    from .corpus import load_corpus
+
+    if not isinstance(settings, OverfitSettings):
+        raise ValueError(f"settings must be an OverfitSettings, got {type(settings).__name__}")
+    if not isinstance(pretrain_config, TrainConfig):
+        raise ValueError(f"pretrain_config must be the general model's TrainConfig, got {type(pretrain_config).__name__}")
+    general_c, domain_c = load_corpus(general_corpus), load_corpus(domain_corpus)
+    train = domain_c.texts("train")
+    train = train[: max(1, round(settings.share * len(train)))]
+    base = dapt_config(pretrain_config, settings.steps, eval_every=settings.eval_every)
+    config = base.replace(lr=base.lr * settings.lr_factor)
+    common = (model, tokenizer, train, domain_c.texts("valid"), general_c.texts("valid"), config)
+    last = dapt(*common, patience=None, cache=cache, progress=progress)
+    kept = dapt(*common, patience=settings.patience, cache=cache, progress=progress)
+    return OverfitRuns(len(train), config, last, kept)

@@ -290,6 +290,37 @@ def test_dapt_rejects(tiny_texts):
         dapt(tiny_model(tok.vocab_size), tok, train, valid, general_valid, tiny_config(), extra_valid={"valid": valid})
 
 
+def test_overfit_runs_share_one_trajectory(tiny_texts, monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    import mlm_lessons.corpus as corpus_pkg
+    from mlm_lessons.adaptation import OverfitSettings, overfit_runs
+
+    monkeypatch.setenv("MLM_LESSONS_CACHE", str(tmp_path))
+    tok, train, valid, general_valid = tiny_texts
+    texts = {"general": {"valid": general_valid}, "domain": {"train": train, "valid": valid}}
+    monkeypatch.setattr(corpus_pkg, "load_corpus", lambda name: SimpleNamespace(texts=lambda split: list(texts[name][split])))
+    general = pretrain(tiny_model(tok.vocab_size), tok, train, valid, tiny_config(max_steps=4), progress=False)
+    config = tiny_config(max_steps=4, lr=1e-3)
+    settings = OverfitSettings(share=0.5, steps=12, lr_factor=20.0, eval_every=2, patience=1)
+    runs = overfit_runs(general.model, tok, config, settings, general_corpus="general", domain_corpus="domain")
+    assert runs.documents == 30 and runs.config.lr == pytest.approx(1e-2) and runs.config.max_steps == 12
+    last, kept = runs.last.evaluations(), runs.kept.evaluations()
+    assert [e["step"] for e in last] == list(range(0, 13, 2)) and runs.last.stopped_at is None
+    assert runs.kept.stopped_at is not None and runs.kept.stopped_at == kept[-1]["step"] < 12
+    assert kept == last[: len(kept)]  # the early-stopped run is the full one cut short
+    best = min(kept, key=lambda e: e["valid_mask_loss"])
+    assert runs.kept.best_step == best["step"]
+    again = overfit_runs(general.model, tok, config, settings, general_corpus="general", domain_corpus="domain")  # run cache
+    assert again.last.cached and again.kept.cached
+    with pytest.raises(ValueError, match="TrainConfig"):
+        overfit_runs(general.model, tok, None, settings)
+    for bad, match in (({"share": 0}, "share"), ({"steps": 3, "eval_every": 2}, "steps"), ({"lr_factor": 0}, "lr_factor"),
+                       ({"patience": 0}, "patience")):
+        with pytest.raises(ValueError, match=match):
+            OverfitSettings(**bad)
+
+
 # -- the new pretrain options -------------------------------------------------------------------------
 
 
