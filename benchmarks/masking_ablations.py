@@ -1,6 +1,6 @@
 """Chapter 6's full sweep: the three masking studies of `mlm_lessons.ablations`, several seeds each.
 
-    python benchmarks/masking_ablations.py --seeds 3 --steps 600 --workers 2
+    python benchmarks/masking_ablations.py --seeds 3 --steps 1000 --workers 2
 
 Pretrains every variant of every study (`STUDIES`: six corruption splits, four mask ratios, static
 vs dynamic masking) with each seed on the `cpu-small` model, scores it on the fixed evaluation
@@ -64,8 +64,9 @@ def _jobs(seeds: int):
 
 def table(summary: list[dict]) -> str:
     cols = [("fixed_loss", "fixed-mask loss", 3), ("fixed_mask_loss", "at [MASK] only", 3), ("fixed_accuracy", "fixed-mask acc.", 3),
-            ("finetune_macro_f1", "fine-tune F1", 3), ("probe_macro_f1", "probe F1", 3),
+            ("finetune_macro_f1", "fine-tune F1", 3), ("finetune_span_f1", "fine-tune span F1", 3), ("probe_macro_f1", "probe F1", 3),
             ("own_valid_loss", "own-mask loss", 3), ("train_loss", "train loss", 3)]
+    cols = [c for c in cols if any(c[0] in s for s in summary)]  # the fine-tuning metric of the task used
     head = f"{'study':<11} {'variant':<15} {'n':>2} " + " ".join(f"{title:>17}" for _, title, _ in cols)
     lines = [head, "-" * len(head)]
     for s in summary:

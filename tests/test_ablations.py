@@ -108,8 +108,8 @@ def test_settings_validation(kwargs, message):
 
 def test_settings_defaults():
     s = AblationSettings()
-    assert s.to_dict() == {"steps": 600, "subset": 0.2, "per_class": 50, "finetune_lr": 4e-3, "probe_lr": 3e-2,
-                           "finetune_task": "torch-subpackage", "probe_task": "torch-subpackage"}
+    assert s.to_dict() == {"steps": 1000, "subset": 0.2, "per_class": 50, "finetune_lr": 2e-3, "probe_lr": 3e-2,
+                           "finetune_task": "code-spans", "probe_task": "torch-subpackage"}
     assert AblationSettings(subset=1, steps=20).subset == 1
 
 
