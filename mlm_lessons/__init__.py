@@ -7,7 +7,8 @@ source per objective, ``engine``: the optimizer step and early stopping, ``rundi
 and the run cache) -> ``training`` (pretraining, ch. 5) -> ``adaptation`` (DAPT, ch. 7) -> ``tasks``
 -> ``finetuning`` -> ``comparison`` and ``retrieval`` (ch. 8) -> ``ablations`` (ch. 6, which judges
 pretraining by fine-tuning);
-``generation`` and ``scoring`` (ch. 9) build on ``model``; ``hf`` exports to ``transformers``;
+``generation`` and ``scoring`` (ch. 9) and ``word_bits`` (ch. 7: bits per character at hidden words,
+comparable across tokenizers) build on ``model``; ``hf`` exports to ``transformers``;
 ``cli`` is the command line.
 
 ``teaching/`` is the book's layer on top of the chain: ``display``, ``plots``, ``widgets``,
