@@ -27,7 +27,7 @@ from .finetuning import main_metric, task_metrics
 from .retrieval import embed
 from .tasks import TaskData
 
-__all__ = ["choose_lr", "lr_protocol", "finetune_with_protocol", "PairedDifference", "paired", "bag_of_words", "linear_probe", "mean_std", "BOW_CS"]
+__all__ = ["choose_lr", "lr_protocol", "finetune_with_protocol", "PairedDifference", "paired", "bag_of_words", "linear_probe", "token_probe", "mean_std", "BOW_CS"]
 
 #: The inverse regularisation strengths :func:`bag_of_words` chooses from.
 BOW_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -244,3 +244,69 @@ def linear_probe(model, tokenizer, task: TaskData, *, pooling: str = "mean", Cs:
             best = (c, valid, clf)
     c, valid, clf = best
     return {"C": c, "valid": valid, "test": task_metrics(task, task.test, clf.predict(x["test"]).tolist())}
+
+
+@torch.no_grad()
+def token_probe(model, tokenizer, task: TaskData, *, Cs: Sequence[float] = BOW_CS, seed: int = 0, batch_size: int = 64) -> dict:
+    """:func:`linear_probe` for token labeling: logistic regression on ``model``'s frozen encoder
+    state at the first piece of every word (where :class:`~mlm_lessons.finetuning.TokenClassifier`
+    predicts), standardised on the train split, ``C`` chosen on the validation split by span F1.
+    Words are read in chunks of the model's ``max_len`` (:func:`~mlm_lessons.finetuning.encode_tagging`).
+    Returns ``{"C", "valid", "test"}``.
+    """
+    try:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as error:  # pragma: no cover - the requirements install it
+        raise ImportError("token_probe needs scikit-learn: pip install scikit-learn") from error
+    from .finetuning import encode_tagging
+    from .masking import IGNORE_INDEX, pad_examples
+    from .model import check_vocabulary, evaluating
+
+    if task.kind != "tagging":
+        raise ValueError(f"token_probe reads one vector per word: a tagging task, not {task.kind!r} ({task.name!r}); "
+                         "use linear_probe for classification")
+    if not Cs or any(not c > 0 for c in Cs):
+        raise ValueError(f"Cs must be positive regularisation strengths, got {Cs!r}")
+    encoder = getattr(model, "encoder", None)
+    if encoder is None:
+        raise ValueError(f"token_probe needs a model with an .encoder (MaskedLM, CausalLM, a head), got {type(model).__name__}")
+    check_vocabulary(encoder.config, tokenizer)
+    device = next(encoder.parameters()).device
+
+    def features(split):
+        examples = task.split(split)
+        chunks = encode_tagging(tokenizer, examples, encoder.config.max_len)
+        rows, where = [], []
+        with evaluating(encoder):
+            for i in range(0, len(chunks), batch_size):
+                items = chunks[i : i + batch_size]
+                b = pad_examples(items, pad_id=tokenizer.pad_id)
+                states = encoder(b["input_ids"].to(device), b["attention_mask"].to(device)).float().cpu()
+                for j, item in enumerate(items):
+                    labelled = (b["labels"][j] != IGNORE_INDEX).nonzero().flatten().tolist()
+                    rows.append(states[j, labelled])
+                    where += [(item["example"], w) for w in item["words"]]
+        return examples, torch.cat(rows).numpy(), where
+
+    data = {s: features(s) for s in ("train", "valid", "test")}
+    scaler = StandardScaler().fit(data["train"][1])
+    y = [ex.labels[w] for e, w in data["train"][2] for ex in [data["train"][0][e]]]
+    if len(set(y)) < 2:
+        raise ValueError(f"the training words of {task.name!r} hold a single label; a classifier needs at least two")
+
+    def metrics(split, clf):
+        examples, x, where = data[split]
+        out = [[0] * len(ex.words) for ex in examples]  # a word with no piece is predicted 0
+        for (e, w), label in zip(where, clf.predict(scaler.transform(x)).tolist()):
+            out[e][w] = int(label)
+        return task_metrics(task, examples, out)
+
+    best = None
+    for c in Cs:
+        clf = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(scaler.transform(data["train"][1]), y)
+        valid = metrics("valid", clf)
+        if best is None or valid["span_f1"] > best[1]["span_f1"]:
+            best = (c, valid, clf)
+    c, valid, clf = best
+    return {"C": c, "valid": valid, "test": metrics("test", clf)}

@@ -203,3 +203,35 @@ def test_linear_probe_reads_what_the_vectors_hold():
     assert result["test"]["macro_f1"] > 0.8 and result["C"] in (0.01, 0.1, 1.0, 10.0, 100.0)
     with pytest.raises(ValueError, match="classification task"):
         linear_probe(model, tok, neighbour_task())
+
+
+def test_token_probe_reads_each_word_state():
+    import torch
+
+    import mlm_lessons as mlm
+    from mlm_lessons.comparison import token_probe
+    from mlm_lessons.model import EncoderConfig, MaskedLM
+
+    tok = mlm.tokenizer_from_vocab(WORDS)
+    torch.manual_seed(0)
+    model = MaskedLM(EncoderConfig(vocab_size=tok.vocab_size, max_len=8, d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.0))
+    rng = random.Random(0)
+
+    def examples(n):  # a word is code when it is "alpha": its own state says so; 12 words > max_len, so chunks
+        out = []
+        for _ in range(n):
+            words = [rng.choice(WORDS) for _ in range(12)]
+            out.append(TaggingExample(tuple(words), tuple(int(w == "alpha") for w in words), "s"))
+        return out
+
+    task = TaskData("own-word", "tagging", ("text", "code"), examples(40), examples(20), examples(20))
+    result = token_probe(model, tok, task)
+    assert result["test"]["span_f1"] > 0.95 and result["C"] in (0.01, 0.1, 1.0, 10.0, 100.0)
+    assert {"span_f1", "token_f1", "word_accuracy"} <= set(result["valid"])
+    with pytest.raises(ValueError, match="tagging task"):
+        token_probe(model, tok, topic_task())
+    with pytest.raises(ValueError, match="Cs must be"):
+        token_probe(model, tok, task, Cs=())
+    with pytest.raises(ValueError, match=".encoder"):
+        token_probe(torch.nn.Linear(2, 2), tok, task)
+
