@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from mlm_lessons.adaptation import adapted_models
-from mlm_lessons.comparison import bag_of_words, choose_lr, mean_std, paired
+from mlm_lessons.comparison import bag_of_words, lr_protocol, mean_std, paired
 from mlm_lessons.finetuning import FinetuneConfig, build_model, finetune, main_metric
 from mlm_lessons.model import EncoderConfig
 from mlm_lessons.tasks import load_task
@@ -79,16 +79,10 @@ def main() -> None:
         metric = main_metric(tasks[task_name])
         print(f"\n{task_name}, {budget} labels per class, pooling {pooling}: validation {metric}, mean of {len(seeds)} seeds", flush=True)
         for init_name in inits:
-            if few:
-                grid, valid = list(LRS), {}
-                for _ in range(3):
-                    for lr in grid:
-                        if lr not in valid:
-                            valid[lr] = [run(task_name, budget, pooling, init_name, lr, s)["valid"] for s in seeds]
-                    lr, edge = choose_lr(valid)
-                    if not edge:
-                        break
-                    grid.append(lr * 2 if lr == max(grid) else lr / 2)  # widen on the side of the best
+            if few:  # widened by a factor of two on the side of the best, at most twice
+                chosen = lr_protocol(lambda lr, s: run(task_name, budget, pooling, init_name, lr, s), LRS, seeds, widen=2)
+                lr, edge = chosen["lr"], chosen["at_edge"]
+                valid = {r: [row["valid"] for row in rows] for r, rows in chosen["runs"].items()}
                 print(f"  {init_name:>12}: " + "  ".join(f"{r:g}: {sum(v) / len(v):.3f}" for r, v in sorted(valid.items()))
                       + f"  -> {lr:g}{' (at the edge)' if edge else ''}", flush=True)
             else:
