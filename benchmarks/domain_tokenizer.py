@@ -32,16 +32,11 @@ from mlm_lessons.finetuning import FinetuneConfig
 from mlm_lessons.tasks import load_task
 from mlm_lessons.tokenizer import train_tokenizer
 from mlm_lessons.training import pretrain, preset
-from mlm_lessons.word_bits import choose_words, masked_word_bits
+from mlm_lessons.word_bits import characters_per_piece, choose_words, masked_word_bits
 
 LRS = (1e-3, 2e-3, 4e-3)
 SETTINGS = [("torch-subpackage", 10, FinetuneConfig(max_steps=40, eval_every=10, patience=3)),
             ("code-spans", 50, FinetuneConfig(max_steps=80, eval_every=20, patience=3))]
-
-
-def characters_per_piece(tok, texts) -> float:
-    pieces = sum(len(e.ids) for e in tok.tokenizer.encode_batch(texts, add_special_tokens=False))
-    return sum(len(w) for t in texts for w in tok.words(t)) / pieces
 
 
 def main() -> None:

@@ -28,7 +28,17 @@ from .masking import pad_examples
 from .model import MaskedLM, eval_mode
 from .tokenizer import MLMTokenizer, check_texts
 
-__all__ = ["choose_words", "WordBits", "masked_word_bits"]
+__all__ = ["choose_words", "WordBits", "masked_word_bits", "characters_per_piece"]
+
+
+def characters_per_piece(tokenizer: MLMTokenizer, texts: Sequence[str]) -> float:
+    """How much text one piece holds: the characters of ``texts``' words (after normalisation)
+    over their pieces. A row of ``n`` pieces covers about ``n`` times this many characters."""
+    texts = check_texts(texts, "texts")
+    pieces = sum(len(e.ids) for e in tokenizer.tokenizer.encode_batch(texts, add_special_tokens=False))
+    if not pieces:
+        raise ValueError("texts hold no piece to count; give non-empty texts")
+    return sum(len(w) for t in texts for w in tokenizer.words(t)) / pieces
 
 
 def _eligible(word: str) -> bool:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import mlm_lessons as mlm
-from mlm_lessons.word_bits import WordBits, _windows, choose_words, masked_word_bits
+from mlm_lessons.word_bits import WordBits, _windows, characters_per_piece, choose_words, masked_word_bits
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_data import WORDS, confident_model  # noqa: E402
@@ -158,3 +158,12 @@ def test_word_bits_units():
     assert wb.bits_per_word == pytest.approx(5.0)
     assert wb.pieces_per_word == 1.5
     assert wb.as_row()["bits per character"] == 1.0
+
+
+def test_characters_per_piece(toks):
+    whole, split = toks
+    text = ["the tensor ."]  # characters of the words: 3 + 6 + 1
+    assert characters_per_piece(whole, text) == pytest.approx(10 / 3)
+    assert characters_per_piece(split, text) == pytest.approx(10 / 5)  # ten ##so ##r
+    with pytest.raises(ValueError, match="no piece"):
+        characters_per_piece(whole, [" "])
