@@ -8,7 +8,9 @@ and the run cache) -> ``training`` (pretraining, ch. 5) -> ``adaptation`` (DAPT,
 -> ``finetuning`` -> ``comparison`` and ``retrieval`` (ch. 8) -> ``ablations`` (ch. 6, which judges
 pretraining by fine-tuning);
 ``generation`` and ``scoring`` (ch. 9) and ``word_bits`` (ch. 7: bits per character at hidden words,
-comparable across tokenizers) build on ``model``; ``hf`` exports to ``transformers``;
+comparable across tokenizers) build on ``model``; ``hf`` exports to ``transformers`` (BERT's and
+ModernBERT's layouts, exactly) and writes Hub-ready folders; ``corpus.hub`` streams WikiText-103 and
+arXiv abstracts from the Hugging Face Hub for readers with a network (optional);
 ``cli`` is the command line.
 
 ``teaching/`` is the book's layer on top of the chain: ``display``, ``plots``, ``widgets``,
@@ -27,8 +29,8 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "corpus": ["CORPUS_NAMES", "Corpus", "CorpusStats", "Document", "clean_docstring", "load_corpus",
-               "split_of", "word_frequencies", "zipf_exponent"],
+    "corpus": ["CORPUS_NAMES", "HUB_CORPUS_NAMES", "Corpus", "CorpusStats", "Document", "clean_docstring", "load_corpus",
+               "load_hub_corpus", "split_of", "word_frequencies", "zipf_exponent"],
     "tokenizer": ["SPECIAL_TOKENS", "Fragmentation", "MLMTokenizer", "tokenizer_from_vocab", "train_tokenizer"],
     "masking": ["IGNORE_INDEX", "Fate", "MaskedBatch", "MaskingConfig", "MLMCollator", "expected_counts",
                 "mask_once", "mask_tokens", "mask_tokens_explained", "num_to_select", "pack_examples"],

@@ -2,7 +2,7 @@
 
 Commands follow the book: ``corpus`` (build, inspect, export a corpus), ``tokenizer`` (train one),
 ``fragmentation`` (how a tokenizer cuts a corpus's words), ``pretrain`` (MLM pretraining into a run
-directory), ``fill-mask`` (ask a trained model to fill in ``[MASK]``), ``dapt`` (continue
+directory), ``export`` (a run as a Hugging Face folder), ``fill-mask`` (ask a trained model to fill in ``[MASK]``), ``dapt`` (continue
 pretraining on a domain) and ``finetune`` (train a classification or token-labeling head); for
 instructors, ``coursework student-edition`` (the notebooks with solutions replaced by stubs).
 """
@@ -12,14 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
-from .corpus import CORPUS_NAMES, Corpus, load_corpus
+from .corpus import CORPUS_NAMES, HUB_CORPUS_NAMES, Corpus, load_corpus
+from .corpus.hub import HubUnavailable
 from .teaching.display import Table
 from .tokenizer import MLMTokenizer, train_tokenizer
 
 __all__ = ["main", "build_parser"]
+
+#: What ``pretrain`` records beside a run: its command line and corpus, for an exported model's card.
+MADE_BY = "made_by.json"
 
 
 def _corpus_from_args(args) -> Corpus:
@@ -30,9 +35,11 @@ def _corpus_from_args(args) -> Corpus:
 
 def _add_corpus_source(p: argparse.ArgumentParser, positional: bool = False) -> None:
     if positional:
-        p.add_argument("corpus", nargs="?", choices=CORPUS_NAMES, help="a corpus built from installed docs")
+        p.add_argument("corpus", nargs="?", choices=CORPUS_NAMES + HUB_CORPUS_NAMES,
+                       help="a corpus built from installed docs, or one streamed from the Hub (needs datasets and a network)")
     else:
-        p.add_argument("--corpus", choices=CORPUS_NAMES, default=None, help="a corpus built from installed docs")
+        p.add_argument("--corpus", choices=CORPUS_NAMES + HUB_CORPUS_NAMES, default=None,
+                       help="a corpus built from installed docs, or one streamed from the Hub (needs datasets and a network)")
     p.add_argument("--paths", nargs="+", metavar="PATH", help="your own UTF-8 .txt files or folders instead")
 
 
@@ -120,7 +127,28 @@ def cmd_pretrain(args) -> int:
         print(f"step {last['step']}: at [MASK] positions valid loss {last['valid_mask_loss']:.3f}, "
               f"accuracy {last['valid_mask_accuracy']:.3f}; at every labelled position (with random and kept "
               f"tokens) loss {last['valid_loss']:.3f}, accuracy {last['valid_accuracy']:.3f}")
-    print(f"run written to {out} (checkpoint.pt, tokenizer.json, metrics.json, config.json); presets: {', '.join(PRESETS)}")
+    earlier = json.loads((out / MADE_BY).read_text())["commands"] if args.resume and (out / MADE_BY).is_file() else []
+    made_by = {"commands": earlier + [args.command_line], "corpus": corpus.name, "corpus_sha256": corpus.sha256()}
+    (out / MADE_BY).write_text(json.dumps(made_by, indent=1))
+    print(f"run written to {out} (checkpoint.pt, tokenizer.json, metrics.json, config.json, {MADE_BY}); "
+          f"presets: {', '.join(PRESETS)}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .hf import run_summary, save_pretrained
+    from .rundir import load_run
+
+    model, tok, ckpt = load_run(args.checkpoint)
+    summary = run_summary(ckpt)
+    made_by_file = Path(args.checkpoint) / MADE_BY
+    made_by = json.loads(made_by_file.read_text()) if made_by_file.is_file() else {}
+    trained_on = args.trained_on or (f"the corpus {made_by['corpus']!r} (sha256 {made_by['corpus_sha256'][:16]}…)" if made_by else None)
+    commands = made_by.get("commands", []) + [args.command_line]
+    out = save_pretrained(model, tok, args.out, trained_on=trained_on, steps=summary["steps"], metrics=summary["metrics"],
+                          commands=commands)
+    print(f"wrote {', '.join(sorted(f.name for f in out.iterdir()))} to {out}; load it with "
+          f"transformers.AutoModelForMaskedLM.from_pretrained({str(out)!r})")
     return 0
 
 
@@ -263,6 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_pretrain)
 
+    p = sub.add_parser(
+        "export", help="write a run as a Hugging Face folder (config.json, safetensors, tokenizer, model card)",
+        description="Copy a trained model into its exact transformers class (BertForMaskedLM for norm='post', "
+                    "ModernBertForMaskedLM for the ModernBERT layout) and save it with its tokenizer and a model card, "
+                    "ready for AutoModelForMaskedLM.from_pretrained, pipeline('fill-mask') and the Hub.",
+    )
+    p.add_argument("--checkpoint", required=True, help="a run directory written by pretrain")
+    p.add_argument("--out", required=True, help="the folder to write")
+    p.add_argument("--trained-on", default=None, help="what the model was trained on, for the model card "
+                                                       "(default: the corpus pretrain recorded in the run directory)")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("fill-mask", help="the most likely pieces for each [MASK] in a sentence")
     p.add_argument("--checkpoint", required=True, help="a run directory written by pretrain")
     p.add_argument("text", help='a sentence with [MASK], e.g. "Return a new [MASK] with the same size."')
@@ -276,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "on the domain loss; optionally add frequent domain words to the vocabulary first.",
     )
     p.add_argument("--checkpoint", required=True, help="the run directory of the general model (pretrain --out)")
-    p.add_argument("--corpus", required=True, choices=CORPUS_NAMES, help="the domain corpus, e.g. pytorch-docs")
-    p.add_argument("--general-corpus", default="python-docs", choices=CORPUS_NAMES,
+    p.add_argument("--corpus", required=True, choices=CORPUS_NAMES + HUB_CORPUS_NAMES, help="the domain corpus, e.g. pytorch-docs")
+    p.add_argument("--general-corpus", default="python-docs", choices=CORPUS_NAMES + HUB_CORPUS_NAMES,
                    help="the corpus whose validation loss shows what the model forgets (default: python-docs)")
     p.add_argument("--out", required=True, help="the new run directory")
     p.add_argument("--tokenizer", help="check the checkpoint against this tokenizer JSON (default: the run's own)")
@@ -330,8 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = "python -m mlm_lessons " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
-    except ValueError as exc:
+    except (ValueError, ImportError, HubUnavailable) as exc:  # bad input, or an optional library or network missing
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,14 @@ Where a token is, the model learns in one of three ways (``positions``):
 - ``"alibi"``: no position vectors at all; each head subtracts ``slope · |i - j|`` from its scores
   (Press et al. 2022, made symmetric for an encoder), a fixed preference for near neighbours.
 
+Two layouts can be exported exactly to Hugging Face ``transformers`` (:mod:`mlm_lessons.hf`):
+- BERT (2018): ``norm="post"``, ``positions="learned"``, a GELU feed-forward, biases everywhere;
+- ModernBERT (2024): ``norm="pre"``, ``positions="rope"``, ``embedding_norm=True`` (a LayerNorm on the
+  embeddings, and none before block 0's attention, which reads the normalised embeddings directly),
+  ``ffn="geglu"`` (a gated feed-forward: ``down(gelu(a) * b)`` with ``a, b`` the two halves of ``up``)
+  and, as ModernBERT ships it, ``bias=False`` (no bias in the linear layers and LayerNorms; the
+  output projection keeps its own).
+
 ``MaskedLM``: the encoder plus BERT's head – dense, GELU, LayerNorm, and an output projection that
 shares its weights with the token embeddings (plus its own bias). Given labels, the head runs only
 at the labelled positions (sparse prediction): with 15% of positions labelled, that skips 85% of the
@@ -36,12 +44,14 @@ from ._checks import require_ints
 from .masking import IGNORE_INDEX
 from .objective import masked_lm_loss
 
-__all__ = ["EncoderConfig", "Encoder", "MaskedLM", "CausalLM", "language_model", "check_vocabulary", "evaluating", "eval_mode", "MaskedLMOutput", "parameter_table", "flops_per_token", "fill_mask",
+__all__ = ["FFN_KINDS", "EncoderConfig", "Encoder", "MaskedLM", "CausalLM", "language_model", "check_vocabulary", "evaluating", "eval_mode", "MaskedLMOutput", "parameter_table", "flops_per_token", "fill_mask",
            "POSITION_SCHEMES", "rotary_tables", "rotate_half", "apply_rotary", "alibi_slopes", "alibi_bias"]
 
 
 #: The ways the encoder can know where a token is (``EncoderConfig.positions``).
 POSITION_SCHEMES = ("learned", "rope", "alibi")
+#: The feed-forward networks of a block (``EncoderConfig.ffn``).
+FFN_KINDS = ("gelu", "geglu")
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,9 @@ class EncoderConfig:
     causal: bool = False  # True: each position attends only to itself and the left (a left-to-right LM)
     positions: str = "learned"  # "learned" (BERT), "rope" (rotary, as ModernBERT) or "alibi" (a distance penalty)
     rope_theta: float = 10000.0  # rotary base: the slowest rotation has a period of 2π · rope_theta positions
+    embedding_norm: bool = False  # pre-LN only: LayerNorm on the embeddings, none before block 0's attention (ModernBERT)
+    ffn: str = "gelu"  # "gelu": down(gelu(up(x))); "geglu": down(gelu(a) * b), a and b the halves of up(x) (ModernBERT)
+    bias: bool = True  # biases in the linear layers and LayerNorms (False: ModernBERT's choice; the output bias stays)
     # the vocabulary the model reads (``MLMTokenizer.fingerprint``): None until it is trained with a
     # tokenizer; saved in every checkpoint and checked against the tokenizer it is used with
     vocab_fingerprint: str | None = None
@@ -84,6 +97,14 @@ class EncoderConfig:
                              f"must be even; change d_model or n_heads")
         if not (isinstance(self.rope_theta, (int, float)) and self.rope_theta > 1):
             raise ValueError(f"rope_theta must be a number > 1 (the rotary base, e.g. 10000.0), got {self.rope_theta!r}")
+        for name in ("embedding_norm", "bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.embedding_norm and self.norm == "post":
+            raise ValueError("embedding_norm=True is a pre-LN option (ModernBERT's layout); norm='post' always normalises "
+                             "the embeddings, as BERT does: leave embedding_norm=False")
+        if self.ffn not in FFN_KINDS:
+            raise ValueError(f"ffn must be one of {', '.join(map(repr, FFN_KINDS))}, got {self.ffn!r}")
         if self.vocab_fingerprint is not None and not isinstance(self.vocab_fingerprint, str):
             raise ValueError(f"vocab_fingerprint must be a str (MLMTokenizer.fingerprint) or None, got {self.vocab_fingerprint!r}")
 
@@ -194,8 +215,8 @@ class SelfAttention(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.n_heads, self.head_dim = config.n_heads, config.head_dim
-        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
-        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=config.bias)
+        self.proj = nn.Linear(config.d_model, config.d_model, bias=config.bias)
         self.dropout = config.dropout
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None, return_weights: bool = False, rotary=None):
@@ -221,23 +242,35 @@ class SelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
+    """``down(gelu(up(x)))``, or with ``ffn="geglu"`` the gated ``down(gelu(a) * b)``, where ``a`` and
+    ``b`` are the first and second halves of ``up(x)`` (``up`` is twice as wide; ModernBERT's ``Wi``)."""
+
     def __init__(self, config: EncoderConfig):
         super().__init__()
-        self.up = nn.Linear(config.d_model, config.d_ff)
-        self.down = nn.Linear(config.d_ff, config.d_model)
+        self.gated = config.ffn == "geglu"
+        self.up = nn.Linear(config.d_model, config.d_ff * (2 if self.gated else 1), bias=config.bias)
+        self.down = nn.Linear(config.d_ff, config.d_model, bias=config.bias)
 
     def forward(self, x):
+        if self.gated:
+            a, b = self.up(x).chunk(2, dim=-1)
+            return self.down(F.gelu(a) * b)
         return self.down(F.gelu(self.up(x)))
 
 
+def layer_norm(config: EncoderConfig) -> nn.LayerNorm:
+    return nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
+
+
 class Block(nn.Module):
-    def __init__(self, config: EncoderConfig):
+    def __init__(self, config: EncoderConfig, index: int = 0):
         super().__init__()
         self.norm_first = config.norm == "pre"
         self.attn = SelfAttention(config)
         self.ffn = FeedForward(config)
-        self.ln1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
-        self.ln2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        # with a LayerNorm on the embeddings, block 0's attention reads them as they are (ModernBERT)
+        self.ln1 = nn.Identity() if config.embedding_norm and index == 0 else layer_norm(config)
+        self.ln2 = layer_norm(config)
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x, keep, return_weights=False, rotary=None):
@@ -261,11 +294,12 @@ class Encoder(nn.Module):
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         # learned positions: one trained vector per position; rotary and ALiBi have no position parameters
         self.pos_emb = nn.Embedding(config.max_len, config.d_model) if config.positions == "learned" else None
-        # post-LN (BERT) normalises the embeddings; pre-LN normalises the output of the last block
-        self.emb_ln = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm == "post" else None
-        self.final_ln = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.norm == "pre" else None
+        # post-LN (BERT) normalises the embeddings; pre-LN normalises the output of the last block, and
+        # the embeddings too with embedding_norm (ModernBERT)
+        self.emb_ln = layer_norm(config) if config.norm == "post" or config.embedding_norm else None
+        self.final_ln = layer_norm(config) if config.norm == "pre" else None
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layers))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, return_attention: bool = False):
         if input_ids.dim() != 2:
@@ -322,8 +356,8 @@ class MaskedLM(nn.Module):
                              f"use {'MaskedLM' if not config.causal else 'CausalLM'} (or language_model(config), which picks it)")
         self.config = config
         self.encoder = Encoder(config)
-        self.head_dense = nn.Linear(config.d_model, config.d_model)
-        self.head_ln = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.head_dense = nn.Linear(config.d_model, config.d_model, bias=config.bias)
+        self.head_ln = layer_norm(config)
         self.head_bias = nn.Parameter(torch.zeros(config.vocab_size))
         self.apply(self._init_weights)
 
@@ -336,7 +370,8 @@ class MaskedLM(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
     def head(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden states [..., d] to logits [..., V]; the projection is the token embedding matrix."""
@@ -401,7 +436,8 @@ def parameter_table(model: MaskedLM) -> list[dict]:
 def flops_per_token(config: EncoderConfig, seq_len: int, labelled_fraction: float = 0.15, training: bool = True) -> float:
     """Floating-point operations per input token (a multiply-add counts 2).
 
-    Per layer and token: the four d×d projections and the two d×d_ff ones (2 FLOPs per weight), and
+    Per layer and token: the four d×d projections and the two d×d_ff ones (three with ``ffn="geglu"``;
+    2 FLOPs per weight), and
     attention's two products over ``seq_len`` keys (2 · 2 · seq_len · d). The head (d×d dense and the
     d×V projection) runs at the labelled fraction of the positions only. Training costs three times
     the forward pass (forward, and a backward twice as expensive).
@@ -409,7 +445,8 @@ def flops_per_token(config: EncoderConfig, seq_len: int, labelled_fraction: floa
     if not 0 < labelled_fraction <= 1:
         raise ValueError(f"labelled_fraction must be in (0, 1], got {labelled_fraction!r}")
     d = config.d_model
-    per_layer = 2 * (4 * d * d + 2 * d * config.d_ff) + 4 * seq_len * d
+    ffn_weights = (3 if config.ffn == "geglu" else 2) * d * config.d_ff  # a gated up projection is twice as wide
+    per_layer = 2 * (4 * d * d + ffn_weights) + 4 * seq_len * d
     head = 2 * (d * d + d * config.vocab_size) * labelled_fraction
     forward = config.n_layers * per_layer + head
     return 3 * forward if training else forward

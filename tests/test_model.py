@@ -173,11 +173,12 @@ def test_export_to_transformers_gives_the_same_logits():
     assert (ours - theirs)[mask.bool()].abs().max().item() <= 1e-4
 
 
-def test_pre_ln_cannot_be_exported():
+def test_pre_ln_without_modernberts_layout_cannot_be_exported():
     pytest.importorskip("transformers")
     from mlm_lessons.hf import to_transformers
 
-    with pytest.raises(ValueError, match="only norm='post' models match BertForMaskedLM"):
+    with pytest.raises(ValueError, match="a pre-LN model matches ModernBertForMaskedLM only with positions='rope', "
+                                         "embedding_norm=True and ffn='geglu'"):
         to_transformers(model("pre"))
     with pytest.raises(ValueError, match="only positions='learned' models match BertForMaskedLM"):
         to_transformers(model("post", positions="rope"))

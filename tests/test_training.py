@@ -315,6 +315,12 @@ def test_cli_pretrain_and_fill_mask(tmp_path, capsys):
     line = capsys.readouterr().out.strip()
     assert line.startswith("[MASK] #1: ") and line.count("(") == 3
     assert main(["fill-mask", "--checkpoint", str(tmp_path / "none"), "a [MASK]"]) == 2
+    made_by = json.loads((out / "made_by.json").read_text())  # what an exported model's card quotes
+    assert made_by["corpus"] == "numpy-docs" and len(made_by["commands"]) == 2
+    assert made_by["commands"][1].startswith("python -m mlm_lessons pretrain --corpus numpy-docs --max-steps 2") and "--resume" in made_by["commands"][1]
+    # the cpu-small preset normalises inside block 0: no transformers class matches it, and export says so
+    assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "hub")]) == 2
+    assert "needs embedding_norm=True, ffn='geglu'" in capsys.readouterr().err and not (tmp_path / "hub").exists()
     assert main(["pretrain", "--corpus", "numpy-docs", "--out", str(tmp_path / "r2"), "--resume", "--quiet"]) == 2
 
 

@@ -162,7 +162,7 @@ def split_of(text: str, valid_fraction: float = 0.05, test_fraction: float = 0.0
     The same text always lands in the same split, whichever corpus or order it comes in, so a
     duplicate can never sit on both sides of the train/test line.
     """
-    _check_fractions(valid_fraction, test_fraction)
+    check_fractions(valid_fraction, test_fraction)
     u = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
     if u < test_fraction:
         return "test"
@@ -171,7 +171,8 @@ def split_of(text: str, valid_fraction: float = 0.05, test_fraction: float = 0.0
     return "train"
 
 
-def _check_fractions(valid_fraction: float, test_fraction: float) -> None:
+def check_fractions(valid_fraction: float, test_fraction: float) -> None:
+    """Raise a ValueError unless the two held-out fractions leave room for training."""
     for label, v in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
         if not 0 <= v < 1:
             raise ValueError(f"{label} must be in [0, 1), got {v!r}")
@@ -182,15 +183,16 @@ def _check_fractions(valid_fraction: float, test_fraction: float) -> None:
         )
 
 
-def _dedup_key(text: str) -> str:
+def dedup_key(text: str) -> str:
+    """What two documents share when one repeats the other: the text, case and spacing aside."""
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def _make_corpus(name: str, docs: list[Document], valid_fraction: float, test_fraction: float, meta: dict) -> Corpus:
+def make_corpus(name: str, docs: list[Document], valid_fraction: float, test_fraction: float, meta: dict) -> Corpus:
     """De-duplicate (keeping the first by provenance), then split by content hash."""
     by_key: dict[str, Document] = {}
     for d in sorted(docs, key=lambda d: (d.source, d.module, d.name, d.kind, d.text)):
-        by_key.setdefault(_dedup_key(d.text), d)
+        by_key.setdefault(dedup_key(d.text), d)
     unique = sorted(by_key.values(), key=lambda d: (d.source, d.module, d.name, d.kind, d.id))
     splits: dict[str, list[Document]] = {s: [] for s in SPLITS}
     for d in unique:
@@ -338,10 +340,13 @@ def load_corpus(
     - ``load_corpus(paths=["notes.txt", "folder/"])``: UTF-8 text files (folders are searched for
       ``*.txt``); each paragraph (blank-line separated) is a document.
     - ``load_corpus(texts=[...], name="mine")``: each string is a document.
+    - ``load_corpus("wikitext-103" | "arxiv-abstracts")``: streamed from the Hugging Face Hub with
+      the optional ``datasets`` library (:func:`~mlm_lessons.corpus.hub.load_hub_corpus`: the first
+      100,000 training documents; a clear error with no library or no network).
 
     Splits are decided by :func:`split_of` on each document's text.
     """
-    _check_fractions(valid_fraction, test_fraction)
+    check_fractions(valid_fraction, test_fraction)
     if not isinstance(min_words, int) or min_words < 1:
         raise ValueError(f"min_words must be a positive int, got {min_words!r}")
     given = [x for x in (paths, texts) if x is not None]
@@ -360,7 +365,7 @@ def load_corpus(
         docs = [d for d in docs if d.text]
         if not docs:
             raise ValueError(f"all {len(texts)} texts are empty or whitespace")
-        return _make_corpus(name or "texts", docs, valid_fraction, test_fraction, {})
+        return make_corpus(name or "texts", docs, valid_fraction, test_fraction, {})
     if paths is not None:
         files = _expand_paths(paths)
         if not files:
@@ -372,10 +377,15 @@ def load_corpus(
                     docs.append(Document(para, "files", str(f), f"paragraph {i}", "paragraph"))
         if not docs:
             raise ValueError(f"the {len(files)} file(s) given hold no text")
-        return _make_corpus(name or "files", docs, valid_fraction, test_fraction, {"files": len(files)})
+        return make_corpus(name or "files", docs, valid_fraction, test_fraction, {"files": len(files)})
+    from .hub import HUB_CORPUS_NAMES, load_hub_corpus
+
+    if name in HUB_CORPUS_NAMES:  # optional: needs the datasets library and a network (see corpus.hub)
+        return load_hub_corpus(name, min_words=min_words, valid_fraction=valid_fraction, test_fraction=test_fraction)
     if name not in CORPUS_NAMES:
         raise ValueError(
-            f"unknown corpus {name!r}; choose one of {', '.join(CORPUS_NAMES)}, "
+            f"unknown corpus {name!r}; choose one of {', '.join(CORPUS_NAMES)} (built here), "
+            f"{', '.join(HUB_CORPUS_NAMES)} (from the Hugging Face Hub, with the datasets library), "
             f"or pass paths=[...] or texts=[...] for your own text"
         )
     path, versions = _cache_path(name, min_words)
@@ -388,5 +398,5 @@ def load_corpus(
     meta = {**meta, "versions": versions, "cache_hit": not built}
     if built:
         meta["build_seconds"] = round(built, 2)
-    return _make_corpus(name, docs, valid_fraction, test_fraction, meta)
+    return make_corpus(name, docs, valid_fraction, test_fraction, meta)
 
