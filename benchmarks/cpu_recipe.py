@@ -4,6 +4,7 @@
     python benchmarks/cpu_recipe.py --seconds 60 --only learned-15 rope-15
     python benchmarks/cpu_recipe.py --preset --seeds 0 1  # the cpu-small preset as it stands, full length
     python benchmarks/cpu_recipe.py --preset --set batch_size=16 lr=2e-3 max_steps=4000  # the preset, settings changed
+    python benchmarks/cpu_recipe.py --only cpu-small-90s modernbert-90s modernbert-bias-90s --seeds 0 1  # the exportable layout
 
 Each variant changes one thing of a reference recipe (the earlier ``cpu-small`` recipe: d 128,
 2 layers, V 8,000, learned positions, 15% masking, batch 32 × 64, lr 2e-3, chunks not packed).
@@ -45,6 +46,8 @@ CALIBRATION_STEPS = 30
 REFERENCE = {"positions": "learned", "mask_ratio": 0.15, "vocab_size": 8000, "warmup_share": 0.1, "pack": False,
              "batch_size": 32, "lr": 2e-3}
 NOT_TRAIN_KEYS = {"mask_ratio", "vocab_size", "warmup_share"}  # set through the masking, the tokenizer, the warm-up
+#: the cpu-small preset's settings, as changes of the reference
+PRESET_SETTINGS = {"positions": "rope", "mask_ratio": 0.40, "batch_size": 12, "lr": 1.4e-3, "pack": True}
 VARIANTS: dict[str, tuple[str, dict]] = {
     "learned-15": ("reference: learned positions, 15% masking", {}),
     "rope-15": ("rotary positions", {"positions": "rope"}),
@@ -63,8 +66,14 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "rope-40-v4k": ("rotary, 40%, vocabulary 4,000", {"positions": "rope", "mask_ratio": 0.40, "vocab_size": 4000}),
     "rope-40-v16k": ("rotary, 40%, vocabulary 16,000", {"positions": "rope", "mask_ratio": 0.40, "vocab_size": 16000}),
     "rope-40-compile": ("rotary, 40%, torch.compile", {"positions": "rope", "mask_ratio": 0.40, "compile": True}),
+    # the cpu-small preset's settings, and the same with ModernBERT's exportable layout (embedding LayerNorm, GeGLU with
+    # d_ff 344 – two thirds of 512, about the same parameters and FLOPs – and no biases): does exportability cost anything?
+    "cpu-small-90s": ("the cpu-small preset's settings, 90 s", PRESET_SETTINGS),
+    "modernbert-90s": ("the same, ModernBERT's layout (embedding norm, GeGLU d_ff 344, no biases)",
+                       {**PRESET_SETTINGS, "embedding_norm": True, "ffn": "geglu", "d_ff": 344, "bias": False}),
+    "modernbert-bias-90s": ("the same, ModernBERT's layout with biases", {**PRESET_SETTINGS, "embedding_norm": True, "ffn": "geglu", "d_ff": 344}),
 }
-MODEL_KEYS = {"positions", "d_model", "d_ff", "n_layers", "n_heads", "rope_theta"}
+MODEL_KEYS = {"positions", "d_model", "d_ff", "n_layers", "n_heads", "rope_theta", "embedding_norm", "ffn", "bias"}
 
 
 def configs(changes: dict, vocab_size: int, steps: int, seed: int):
