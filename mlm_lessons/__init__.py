@@ -10,7 +10,9 @@ pretraining by fine-tuning);
 ``generation`` and ``scoring`` (ch. 9) and ``word_bits`` (ch. 7: bits per character at hidden words,
 comparable across tokenizers) build on ``model``; ``hf`` exports to ``transformers`` (BERT's and
 ModernBERT's layouts, exactly) and writes Hub-ready folders; ``corpus.hub`` streams WikiText-103 and
-arXiv abstracts from the Hugging Face Hub for readers with a network (optional);
+arXiv abstracts from the Hugging Face Hub for readers with a network (optional); ``synthetic``
+(after ``tokenizer``) generates a language from a hidden Markov model and computes its exact masked,
+left-to-right and topic conditionals;
 ``cli`` is the command line.
 
 ``teaching/`` is the book's layer on top of the chain: ``display``, ``plots``, ``widgets``,
@@ -36,6 +38,7 @@ _EXPORTS = {
                 "mask_once", "mask_tokens", "mask_tokens_explained", "num_to_select", "pack_examples"],
     "objective": ["context_free_baselines", "masked_accuracy", "masked_lm_loss", "perplexity", "token_counts",
                   "uniform_baseline", "unigram_baseline"],
+    "synthetic": ["HiddenMarkovLanguage", "random_language"],
     "teaching.claims": ["claim"],
     "teaching.exercises": ["check"],
     "teaching.coursework": ["student_edition"],
