@@ -18,7 +18,6 @@ has the other arrangement, so such a model has no exact ``transformers`` twin.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -27,7 +26,8 @@ import torch
 from .model import MaskedLM
 from .tokenizer import CLS, MASK, PAD, SEP, UNK
 
-__all__ = ["to_transformers", "bert_config", "modernbert_config", "export_layout", "hf_tokenizer", "save_pretrained", "model_card"]
+__all__ = ["to_transformers", "bert_config", "modernbert_config", "export_layout", "hf_tokenizer", "save_pretrained", "model_card",
+           "run_summary"]
 
 
 def export_layout(model: MaskedLM) -> str:
@@ -247,4 +247,4 @@ def run_summary(checkpoint: dict) -> dict:
     if history:
         metrics = {"[MASK] loss (nats)": float(history[-1]["valid_mask_loss"]),
                    "[MASK] accuracy": float(history[-1]["valid_mask_accuracy"]), "at step": int(history[-1]["step"])}
-    return {"steps": checkpoint.get("step"), "metrics": metrics, "train_config": json.dumps(checkpoint.get("train_config", {}))}
+    return {"steps": checkpoint.get("step"), "metrics": metrics}
