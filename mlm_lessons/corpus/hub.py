@@ -22,6 +22,7 @@ another corpus.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .build import SPLITS, Corpus, Document, check_fractions, dedup_key, make_corpus
@@ -46,20 +47,8 @@ class HubSource:
     description: str
     splits: tuple[tuple[str, str], ...] | None  # (our split, the dataset's split); None: one split, re-split by hash
     unit: str  # what one document is
+    row_text: Callable[[str], str | None] | None = None  # a row's text as a document, None to skip it (default: as it is)
 
-
-HUB_CORPORA: dict[str, HubSource] = {
-    "wikitext-103": HubSource(
-        "Salesforce/wikitext", "wikitext-103-raw-v1", "text", "CC BY-SA 3.0 (and GFDL)",
-        "https://huggingface.co/datasets/Salesforce/wikitext",
-        "English Wikipedia's good and featured articles (Merity et al. 2016)",
-        (("train", "train"), ("valid", "validation"), ("test", "test")), "paragraph"),
-    "arxiv-abstracts": HubSource(
-        "gfissore/arxiv-abstracts-2021", None, "abstract", "CC0 1.0",
-        "https://huggingface.co/datasets/gfissore/arxiv-abstracts-2021",
-        "arXiv abstracts up to 2021, from arXiv's metadata", None, "abstract"),
-}
-HUB_CORPUS_NAMES = tuple(HUB_CORPORA)
 
 # WikiText's raw text keeps its tokenizer's marks around in-word hyphens and number separators
 _WIKITEXT_MARKS = re.compile(r" @([-,.])@ ")
@@ -72,6 +61,19 @@ def _wikitext_paragraph(line: str) -> str | None:
         return None
     return _WIKITEXT_MARKS.sub(r"\1", line)
 
+
+HUB_CORPORA: dict[str, HubSource] = {
+    "wikitext-103": HubSource(
+        "Salesforce/wikitext", "wikitext-103-raw-v1", "text", "CC BY-SA 3.0 (and GFDL)",
+        "https://huggingface.co/datasets/Salesforce/wikitext",
+        "English Wikipedia's good and featured articles (Merity et al. 2016)",
+        (("train", "train"), ("valid", "validation"), ("test", "test")), "paragraph", _wikitext_paragraph),
+    "arxiv-abstracts": HubSource(
+        "gfissore/arxiv-abstracts-2021", None, "abstract", "CC0 1.0",
+        "https://huggingface.co/datasets/gfissore/arxiv-abstracts-2021",
+        "arXiv abstracts up to 2021, from arXiv's metadata", None, "abstract"),
+}
+HUB_CORPUS_NAMES = tuple(HUB_CORPORA)
 
 def _stream(source: HubSource, data_files):
     """The dataset's splits as iterables of rows, from the Hub or from local files in its format."""
@@ -120,7 +122,7 @@ def load_hub_corpus(name: str, *, data_files: dict | None = None, max_documents:
             if source.text_field not in row:
                 raise ValueError(f"{name}: rows need a {source.text_field!r} column, got {sorted(row)}")
             raw = row[source.text_field] or ""
-            text = _wikitext_paragraph(raw) if name == "wikitext-103" else raw
+            text = source.row_text(raw) if source.row_text else raw
             if text is None:
                 continue
             text = clean_plain_text(text)
