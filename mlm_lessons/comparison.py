@@ -82,8 +82,9 @@ def finetune_with_protocol(task: TaskData, init, tokenizer, config, *, per_class
     seed. ``init`` is what :func:`~mlm_lessons.finetuning.build_model` takes (a model or an
     ``EncoderConfig``), or a function of the seed returning one (a pretraining run per seed).
 
-    Returns ``{"metric", "lr", "at_edge", "grid": {str(lr): [{"valid", "test", "best_step"} per seed]}}``
-    with the task's main metric (:func:`~mlm_lessons.finetuning.main_metric`).
+    Returns ``{"metric", "lr", "at_edge", "grid": {str(lr): [{"valid", "test", "best_step", "test_metrics"}
+    per seed]}}``: ``valid`` and ``test`` the task's main metric (:func:`~mlm_lessons.finetuning.main_metric`),
+    ``test_metrics`` every test metric.
     """
     import dataclasses
 
@@ -96,7 +97,8 @@ def finetune_with_protocol(task: TaskData, init, tokenizer, config, *, per_class
         start = init(seed) if callable(init) and not isinstance(init, torch.nn.Module) else init
         result = finetune(build_model(part, start, pooling=pooling, seed=seed), tokenizer, part,
                           dataclasses.replace(config, lr=lr, seed=seed))
-        return {"valid": result.valid[metric], "test": result.test[metric], "best_step": result.best_step}
+        return {"valid": result.valid[metric], "test": result.test[metric], "best_step": result.best_step,
+                "test_metrics": result.test}
 
     chosen = lr_protocol(run, lrs, seeds)
     return {"metric": metric, "lr": chosen["lr"], "at_edge": chosen["at_edge"],

@@ -18,7 +18,10 @@ Exact computations, by the forward–backward algorithm in float64 with per-step
   model can do;
 - :meth:`~HiddenMarkovLanguage.topic_posterior`: ``P(z | x_visible)``, the Bayes-optimal topic
   classifier;
-- :meth:`~HiddenMarkovLanguage.log_prob`: ``log P(x)``.
+- :meth:`~HiddenMarkovLanguage.log_prob`: ``log P(x)``;
+- :meth:`~HiddenMarkovLanguage.limits`: the first three at every ``[MASK]`` position of
+  validation batches, so that a trained model's loss there (:func:`model_losses`) has its limits
+  beside it.
 
 :func:`random_language` builds one with chosen sizes; :meth:`~HiddenMarkovLanguage.corpus` samples
 train/valid/test documents as a :class:`~mlm_lessons.corpus.Corpus`, and
@@ -31,10 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import torch
+
 from .corpus import Corpus, Document
+from .masking import IGNORE_INDEX, Fate
+from .tasks import ClassificationExample, TaskData
 from .tokenizer import MLMTokenizer, tokenizer_from_vocab
 
-__all__ = ["HiddenMarkovLanguage", "random_language", "word_names"]
+__all__ = ["HiddenMarkovLanguage", "random_language", "word_names", "model_losses", "topic_task"]
 
 _ATOL = 1e-9
 
@@ -157,6 +164,14 @@ class HiddenMarkovLanguage:
     def text(self, ids) -> str:
         return " ".join(self.words[int(i)] for i in ids)
 
+    def ids(self, text: str) -> np.ndarray:
+        """The word ids of a sentence written with :meth:`text` (words separated by spaces)."""
+        index = {w: i for i, w in enumerate(self.words)}
+        unknown = sorted({w for w in text.split() if w not in index})
+        if unknown:
+            raise ValueError(f"words not in this language: {unknown[:5]}; a sentence must use the language's words")
+        return np.array([index[w] for w in text.split()], dtype=np.int64)
+
     def tokenizer(self) -> MLMTokenizer:
         """A tokenizer with exactly one piece per word (ids 5…V+4, after the five specials)."""
         return tokenizer_from_vocab(list(self.words))
@@ -241,6 +256,106 @@ class HiddenMarkovLanguage:
         """log P(the words at the unmasked positions), states, topic and masked words summed out."""
         x, hidden = self._check_sentence(x, masked)
         return self._forward_backward(x, hidden)[1]
+
+    def limits(self, batches: list[dict], tokenizer: MLMTokenizer) -> dict[str, np.ndarray]:
+        """The exact limits at every labelled position of pre-masked batches, in the order
+        :func:`model_losses` scores them (batch, row, position), in nats:
+
+        - ``optimum``: ``-log P(x_i | the words left visible)``, the Bayes-optimal masked prediction;
+        - ``left_only``: ``-log P(x_i | x_<i)`` (every word to the left seen), the best any
+          left-to-right model can do at the same position;
+        - ``no_context``: ``-log P(x_i)``, the position's marginal: the best guess with nothing seen.
+
+        The batches must be masked with ``[MASK]`` only (``MaskingConfig(p_mask=1.0, p_random=0.0,
+        p_keep=0.0)`` as ``eval_masking``): a random or kept token is not a word of the sentence
+        the model may trust, and the language's conditionals know nothing of it. Each row holds one
+        sentence: ``[CLS]`` words ``[SEP]`` (``pack=False``).
+        """
+        offset = self._check_tokenizer(tokenizer)
+        out = {"optimum": [], "left_only": [], "no_context": []}
+        for b in batches:
+            for ids, labels, fate in _rows(b):
+                if (fate[labels != IGNORE_INDEX] != Fate.MASKED).any():
+                    raise ValueError("the batches hold random or kept positions; mask the validation text with [MASK] only: "
+                                     "eval_masking=MaskingConfig(mask_ratio=..., p_mask=1.0, p_random=0.0, p_keep=0.0)")
+                x, masked = _sentence(ids, labels, tokenizer, offset)
+                if len(masked) == 0:
+                    continue
+                truth = x[masked]
+                picks = np.arange(len(masked))
+                out["optimum"].append(-np.log(self.masked_conditionals(x, masked)[picks, truth]))
+                out["left_only"].append(-np.log(self.left_conditionals(x)[masked, truth]))
+                out["no_context"].append(-np.log(self.masked_conditionals(x, range(len(x)))[masked, truth]))
+        if not out["optimum"]:
+            raise ValueError("the batches hold no [MASK] position")
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    def _check_tokenizer(self, tokenizer: MLMTokenizer) -> int:
+        """The id offset of word 0 in a tokenizer of :meth:`tokenizer`'s layout (words after the specials)."""
+        offset = len(tokenizer.special_ids)
+        if tokenizer.vocab_size != offset + self.vocab_size or tokenizer.id_to_token(offset) != self.words[0]:
+            raise ValueError(f"the tokenizer ({tokenizer.vocab_size} ids) is not this language's; use language.tokenizer()")
+        return offset
+
+
+def _rows(batch: dict):
+    if "fate" not in batch:
+        raise ValueError("each batch needs the 'fate' of its positions (batches of training.eval_batches carry it)")
+    for ids, mask, labels, fate in zip(batch["input_ids"], batch["attention_mask"], batch["labels"], batch["fate"]):
+        n = int(mask.sum())
+        yield ids[:n].numpy(), labels[:n].numpy(), fate[:n].numpy()
+
+
+def _sentence(ids: np.ndarray, labels: np.ndarray, tokenizer: MLMTokenizer, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sentence's word ids (labels restored at the masked positions) and its masked positions."""
+    if len(ids) < 3 or ids[0] != tokenizer.cls_id or ids[-1] != tokenizer.sep_id:
+        raise ValueError("each row must hold one sentence, [CLS] words [SEP]; encode with pack=False and a max_length "
+                         "longer than the sentences")
+    words = np.where(labels != IGNORE_INDEX, labels, ids)[1:-1] - offset
+    return words.astype(np.int64), np.flatnonzero(labels[1:-1] != IGNORE_INDEX)
+
+
+@torch.no_grad()
+def model_losses(model, batches: list[dict], *, causal: bool = False) -> np.ndarray:
+    """A model's ``-log p(true word)`` at every labelled position of pre-masked batches, in the
+    order of :meth:`HiddenMarkovLanguage.limits`. A masked model reads the rows as masked; a causal
+    model (``causal=True``) reads the sentence itself, and the word at position ``i`` is scored by
+    its prediction at ``i - 1``: the same position, from the left only."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for b in batches:
+        labels, ids = b["labels"].to(device), b["input_ids"].to(device)
+        selected = labels != IGNORE_INDEX
+        if causal:
+            ids = torch.where(selected, labels, ids)
+            logits = model(ids, b["attention_mask"].to(device)).logits.float()
+            logits = torch.cat([logits[:, :1] * 0, logits[:, :-1]], dim=1)  # the prediction of position i made at i - 1
+        else:
+            logits = model(ids, b["attention_mask"].to(device)).logits.float()
+        log_p = torch.log_softmax(logits[selected], dim=-1)
+        out.append(-log_p.gather(1, labels[selected][:, None])[:, 0].cpu().numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def topic_task(language: HiddenMarkovLanguage, sizes: dict[str, int], words: int, seed: int) -> tuple[TaskData, dict[str, np.ndarray]]:
+    """Classify a snippet of ``words`` words by the topic of the sentence it came from.
+
+    Returns the task (labels ``topic 0`` … ``topic T-1``; each split sampled from its own stream of
+    ``seed``) and, for each split, the Bayes-optimal classifier's posteriors ``P(topic | snippet)``
+    [n, T]: no classifier can be right more often than their argmax, on average.
+    """
+    if set(sizes) != {"train", "valid", "test"}:
+        raise ValueError(f"sizes must give train, valid and test, got {sorted(sizes)}")
+    if not isinstance(words, int) or isinstance(words, bool) or words < 1:
+        raise ValueError(f"words must be a positive int (the snippet's length), got {words!r}")
+    splits, posteriors = {}, {}
+    for i, split in enumerate(("train", "valid", "test")):
+        ids, topics = language.sample(sizes[split], words, seed=np.random.SeedSequence([seed, 100 + i]).generate_state(1)[0])
+        splits[split] = [ClassificationExample(language.text(x), int(z), f"{split} {j}") for j, (x, z) in enumerate(zip(ids, topics))]
+        posteriors[split] = np.array([language.topic_posterior(x) for x in ids])
+    names = tuple(f"topic {z}" for z in range(language.n_topics))
+    return TaskData("synthetic-topic", "classification", names, splits["train"], splits["valid"], splits["test"]), posteriors
 
 
 def random_language(*, n_topics: int = 3, shared_states: int = 2, topic_states: int = 3, vocab_size: int = 60,

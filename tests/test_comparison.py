@@ -53,7 +53,9 @@ def test_finetune_with_protocol_runs_every_rate_and_seed_and_reports_the_choice(
                                  per_class=4, lrs=[1e-3, 2e-3], seeds=[0, 1])
     assert out["metric"] == "macro_f1" and out["lr"] in (5e-4, 1e-3, 2e-3, 4e-3)
     assert out["lr"] == choose_lr({float(lr): [r["valid"] for r in rows] for lr, rows in out["grid"].items()})[0]
-    assert all(len(rows) == 2 and set(rows[0]) == {"valid", "test", "best_step"} for rows in out["grid"].values())
+    assert all(len(rows) == 2 and set(rows[0]) == {"valid", "test", "best_step", "test_metrics"} for rows in out["grid"].values())
+    assert all(r["test"] == r["test_metrics"]["macro_f1"] and 0 <= r["test_metrics"]["accuracy"] <= 1
+               for rows in out["grid"].values() for r in rows)
     assert asked[:4] == [0, 1, 0, 1]  # a run per rate and seed, each from the seed's starting point
     fixed = finetune_with_protocol(topic_task(), config, tok, FinetuneConfig(max_steps=2, eval_every=1, device="cpu"),
                                    per_class=4, lrs=[1e-3, 2e-3], seeds=[0, 1])

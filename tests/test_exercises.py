@@ -21,6 +21,7 @@ def test_every_exercise_is_registered():
     assert [e.id for e in exercises(6)] == ["06-corrupt", "06-sem", "06-times-seen"]
     assert [e.id for e in exercises(8)] == ["08-first-piece", "08-macro-f1", "08-mrr", "08-span-f1"]
     assert [e.id for e in exercises(9)] == ["09-next-token", "09-pll", "09-remask"]
+    assert [e.id for e in exercises(10)] == ["10-left-only", "10-middle-word", "10-topic-posterior"]
     assert all(e.prompt for e in exercises())
 
 
@@ -469,3 +470,49 @@ def test_chapter_nine_checkers():
     rejected("09-pll", lambda m, ids, k: scored(m, ids, k, inner, masked=False), "nothing was masked")
     rejected("09-pll", lambda m, ids, k: scored(m, ids, k, range), "[CLS] and [SEP] are not scored")
     rejected("09-pll", lambda m, ids, k: scored(m, ids, k, inner, mean=True), "that is the mean")
+
+
+def test_chapter_ten_checkers():
+    import numpy as np
+
+    # right answers written out by hand, not with the package's forward-backward
+    def middle_word(start, transition, emission, left, right, *, use_right=True, normalise=True):
+        s1 = (start * emission[:, left]) @ transition  # P(s_1, x_0)
+        weight = s1 * (transition @ emission[:, right]) if use_right else s1
+        p = weight @ emission
+        return p / p.sum() if normalise else p
+
+    assert mlm.check("10-middle-word", middle_word)
+    rejected("10-middle-word", lambda *a: middle_word(*a, use_right=False), "the right word was left out")
+    rejected("10-middle-word", lambda *a: middle_word(*a, normalise=False), "divide by the sum")
+    rejected("10-middle-word", lambda s, t, e, l, r: s @ t @ e, "neither neighbour")
+    rejected("10-middle-word", lambda s, t, e, l, r: [0.5, 0.5], "of shape")
+
+    def left_only(start, transition, emission, x, *, update=True):
+        out, state = [], start
+        for i, word in enumerate(x):
+            if i:
+                state = state @ transition
+            out.append(state @ emission)
+            if update:
+                state = state * emission[:, word]
+                state = state / state.sum()
+        return np.array(out)
+
+    assert mlm.check("10-left-only", left_only)
+    rejected("10-left-only", lambda *a: left_only(*a, update=False), "update the state distribution")
+
+    def topic_posterior(prior, start, transition, x, *, logs=True, use_prior=True, use_start=True):
+        if logs:
+            w = np.log(prior) * use_prior + np.log(start[:, x[0]]) * use_start
+            w = w + sum(np.log(transition[:, a, b]) for a, b in zip(x, x[1:]))
+            w = np.exp(w - w.max())
+        else:
+            w = prior * start[:, x[0]] * np.prod([transition[:, a, b] for a, b in zip(x, x[1:])], axis=0)
+        return w / w.sum()
+
+    assert mlm.check("10-topic-posterior", topic_posterior)
+    rejected("10-topic-posterior", lambda *a: topic_posterior(*a, use_prior=False), "prior P(z) is missing")
+    rejected("10-topic-posterior", lambda *a: topic_posterior(*a, use_start=False), "start[z, x_0] is missing")
+    with np.errstate(all="ignore"):
+        rejected("10-topic-posterior", lambda *a: topic_posterior(*a, logs=False), "underflows")

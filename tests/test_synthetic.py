@@ -149,3 +149,95 @@ def test_bad_models_and_inputs_are_refused():
         HiddenMarkovLanguage(lang.prior, lang.initial, lang.transition, bad, lang.state_topic, lang.words)
     with pytest.raises(ValueError, match="words must be distinct lowercase alphabetic strings"):
         HiddenMarkovLanguage(lang.prior, lang.initial, lang.transition, lang.emission, lang.state_topic, ("ba", "ba", "be"))
+
+
+# -- limits at the [MASK] positions of validation batches, a model's losses there, the topic task ----------
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from mlm_lessons.masking import MaskingConfig  # noqa: E402
+from mlm_lessons.model import CausalLM, EncoderConfig, MaskedLM  # noqa: E402
+from mlm_lessons.synthetic import model_losses, topic_task  # noqa: E402
+from mlm_lessons.training import TrainConfig, eval_batches  # noqa: E402
+
+MASK_ONLY = MaskingConfig(mask_ratio=0.3, p_mask=1.0, p_random=0.0, p_keep=0.0)
+
+
+def masked_batches(lang, n=12, length=7, masking=MASK_ONLY):
+    tok = lang.tokenizer()
+    corpus = lang.corpus({"train": 4, "valid": n, "test": 2}, length, seed=3)
+    config = TrainConfig(max_length=length + 4, pack=False, eval_masking=masking, eval_sequences=n)
+    return tok, corpus, eval_batches(tok, corpus.texts("valid"), config, batch_size=5)
+
+
+def test_limits_are_the_exact_conditionals_at_the_masked_positions():
+    lang = tiny(4, vocab=4)
+    tok, corpus, batches = masked_batches(lang)
+    limits = lang.limits(batches, tok)
+    want = {"optimum": [], "left_only": [], "no_context": []}
+    for text, b_row in zip(corpus.texts("valid"), [r for b in batches for r in zip(b["labels"], b["input_ids"])]):
+        x = lang.ids(text)
+        labels, ids = b_row
+        masked = [i for i in range(len(x)) if labels[i + 1] != -100]
+        assert all(ids[i + 1] == tok.mask_id for i in masked) and all(labels[i + 1] == x[i] + 5 for i in masked)
+        want["optimum"] += [-np.log(p[x[i]]) for p, i in zip(lang.masked_conditionals(x, masked), masked)]
+        want["left_only"] += [-np.log(lang.left_conditionals(x)[i, x[i]]) for i in masked]
+        want["no_context"] += [-np.log(lang.masked_conditionals(x, range(len(x)))[i, x[i]]) for i in masked]
+    for key, values in want.items():
+        np.testing.assert_allclose(limits[key], values, atol=1e-12)
+    # more context can only help on average: optimum <= left-only and <= no context
+    assert limits["optimum"].mean() < limits["left_only"].mean() < limits["no_context"].mean()
+
+
+def test_limits_refuse_batches_with_random_or_kept_tokens_and_foreign_tokenizers():
+    lang = tiny(4, vocab=4)
+    tok, _, batches = masked_batches(lang, masking=MaskingConfig(mask_ratio=0.5))
+    with pytest.raises(ValueError, match="p_mask=1.0"):
+        lang.limits(batches, tok)
+    other = random_language(vocab_size=5, seed=1).tokenizer()
+    with pytest.raises(ValueError, match="language.tokenizer"):
+        lang.limits(masked_batches(lang)[2], other)
+    with pytest.raises(ValueError, match="not in this language"):
+        lang.ids("ba zzz")
+
+
+def test_model_losses_match_cross_entropy_for_masked_and_shifted_for_causal():
+    lang = tiny(5, vocab=4)
+    tok, _, batches = masked_batches(lang)
+    torch.manual_seed(0)
+    config = EncoderConfig(vocab_size=tok.vocab_size, max_len=16, d_model=16, n_layers=1, n_heads=2, d_ff=32, positions="rope")
+    mlm = MaskedLM(config).eval()
+    want = []
+    for b in batches:
+        with torch.no_grad():
+            logits = mlm(b["input_ids"], b["attention_mask"]).logits
+        keep = b["labels"] != -100
+        want.append(F.cross_entropy(logits[keep], b["labels"][keep], reduction="none"))
+    np.testing.assert_allclose(model_losses(mlm, batches), torch.cat(want).numpy(), atol=1e-6)
+    causal = CausalLM(EncoderConfig(**{**config.to_dict(), "causal": True})).eval()
+    got, want = model_losses(causal, batches, causal=True), []
+    for b in batches:  # one sentence at a time, unpadded, each word scored by the prediction before it
+        for ids, labels, n in zip(b["input_ids"], b["labels"], b["attention_mask"].sum(1)):
+            sentence = torch.where(labels != -100, labels, ids)[:n]
+            assert tok.mask_id not in sentence.tolist()  # the causal model reads the real words
+            with torch.no_grad():
+                log_p = torch.log_softmax(causal(sentence[None], torch.ones(1, int(n), dtype=torch.long)).logits[0], -1)
+            want += [float(-log_p[i - 1, sentence[i]]) for i in range(int(n)) if labels[i] != -100]
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_topic_task_carries_the_bayes_posteriors_of_its_snippets():
+    lang = tiny(6, n_topics=3, vocab=4)
+    task, posteriors = topic_task(lang, {"train": 20, "valid": 8, "test": 9}, words=3, seed=0)
+    assert task.kind == "classification" and task.label_names == ("topic 0", "topic 1", "topic 2")
+    for split in ("train", "valid", "test"):
+        examples = task.split(split)
+        assert posteriors[split].shape == (len(examples), 3)
+        for ex, post in zip(examples, posteriors[split]):
+            assert len(ex.text.split()) == 3
+            np.testing.assert_allclose(post, lang.topic_posterior(lang.ids(ex.text)), atol=1e-12)
+    again, _ = topic_task(lang, {"train": 20, "valid": 8, "test": 9}, words=3, seed=0)
+    assert [e.text for e in again.train] == [e.text for e in task.train]
+    with pytest.raises(ValueError, match="positive int"):
+        topic_task(lang, {"train": 2, "valid": 2, "test": 2}, words=0, seed=0)

@@ -1,7 +1,7 @@
 """The registry of exercises and what every checker shares: calling the student's function safely,
 naming a known mistake, reading numbers and lists out of an answer.
 
-The checkers themselves live in one module per chapter (``ch01`` ... ``ch09``), each registering its
+The checkers themselves live in one module per chapter (``ch01`` ... ``ch10``), each registering its
 exercises with :func:`register`.
 """
 
