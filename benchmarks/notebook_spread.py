@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 TRAINING_CHAPTERS = ["05_pretraining", "06_masking_experiments", "07_domain_adaptive_pretraining", "08_fine_tuning",
-                     "09_mlm_limits"]
+                     "09_mlm_limits", "10_synthetic_language"]
 MARK = "<<claims>>"
 DUMP = f"import json as _j, mlm_lessons.teaching.claims as _c\nprint({MARK!r} + _j.dumps(_c.recorded()))"
 
