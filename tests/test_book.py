@@ -65,18 +65,33 @@ def test_config():
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
 def test_setup_cell_installs_from_the_configured_repository_only_in_colab(nb_path, monkeypatch):
+    """In Colab the chapter needs the book's files as well as the package: the chapters read
+    ``../data`` and ``../benchmarks/results`` from the book's folder. So the setup cell clones the
+    configured repository (once), installs the package from the clone and moves into its ``book/``."""
     first = "".join(_code_cells(_load(nb_path))[0]["source"])
     assert f'REPOSITORY = "{REPOSITORY}"' in first
     assert 'if "google.colab" in sys.modules:' in first
     import subprocess
 
-    calls = []
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    calls, moves = [], []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a[0]))
+    monkeypatch.setattr(os, "chdir", moves.append)
     exec(compile(first, "setup-cell", "exec"), {})
-    assert calls == [], "outside Colab the setup cell does nothing"
+    assert calls == [] and moves == [], "outside Colab the setup cell does nothing"
     monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    monkeypatch.setattr(os.path, "isdir", lambda path: False)  # a new Colab runtime
     exec(compile(first, "setup-cell", "exec"), {})
-    assert len(calls) == 1 and f"mlm-lessons @ git+{REPOSITORY}" in calls[0][0]
+    clone, install = calls
+    assert clone[:2] == ["git", "clone"] and REPOSITORY in clone
+    checkout = clone[-1]
+    assert install[1:5] == ["-m", "pip", "install", "-q"] and install[-1] == checkout
+    assert moves == [f"{checkout}/book"]
+    calls.clear()
+    monkeypatch.setattr(os.path, "isdir", lambda path: path == checkout)  # the cell run again: no second clone
+    exec(compile(first, "setup-cell", "exec"), {})
+    assert [c[:2] for c in calls] == [[sys.executable, "-m"]]
+    for name in ("data", "benchmarks/results"):  # what the chapters read relative to book/ is in the repository
+        assert (ROOT / name).is_dir()
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
