@@ -330,7 +330,7 @@ def test_the_chain_never_imports_the_teaching_layer():
                  if module.startswith("mlm_lessons.teaching")]
     assert offenders == []
     chapters = sorted(p.stem for p in (PACKAGE / "teaching" / "exercises").glob("ch*.py"))
-    assert chapters == [f"ch0{i}" for i in range(1, 10)]
+    assert chapters == [f"ch{i:02d}" for i in range(1, 11)]
     from mlm_lessons.teaching.exercises import exercises
 
-    assert {e.chapter for e in exercises()} == set(range(1, 10))
+    assert {e.chapter for e in exercises()} == set(range(1, 11))
