@@ -19,9 +19,9 @@ Exact computations, by the forward–backward algorithm in float64 with per-step
 - :meth:`~HiddenMarkovLanguage.topic_posterior`: ``P(z | x_visible)``, the Bayes-optimal topic
   classifier;
 - :meth:`~HiddenMarkovLanguage.log_prob`: ``log P(x)``;
-- :meth:`~HiddenMarkovLanguage.limits`: the first three at every ``[MASK]`` position of
-  validation batches, so that a trained model's loss there (:func:`model_losses`) has its limits
-  beside it.
+- :meth:`~HiddenMarkovLanguage.limits`: the masked optimum, the left-only optimum and the
+  position's marginal at every ``[MASK]`` position of validation batches, so that a trained model's
+  loss there (:func:`model_losses`) has its limits beside it.
 
 :func:`random_language` builds one with chosen sizes; :meth:`~HiddenMarkovLanguage.corpus` samples
 train/valid/test documents as a :class:`~mlm_lessons.corpus.Corpus`, and
