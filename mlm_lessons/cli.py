@@ -117,7 +117,7 @@ def cmd_pretrain(args) -> int:
         overrides["max_steps"] = args.max_steps
     if args.compile is not None:
         overrides["compile"] = args.compile
-    model_config, train_config = preset(args.preset, tok.vocab_size, **overrides)
+    model_config, train_config = preset(args.preset, tok.vocab_size, layout=args.layout, **overrides)
     result = pretrain(model_config, tok, corpus.texts("train"), corpus.texts("valid"), train_config,
                       out_dir=out, resume=args.resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -281,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_source(p)
     p.add_argument("--preset", default="cpu-small", choices=("cpu-small", "colab-t4", "a100", "h100"),
                    help="model size and training settings (default: cpu-small)")
+    p.add_argument("--layout", default="preset", choices=("preset", "modernbert"),
+                   help="the preset's own model layout, or ModernBERT's (embedding LayerNorm, GeGLU, no biases), which "
+                        "`export` writes as ModernBertForMaskedLM (default: preset)")
     p.add_argument("--out", required=True, help="the run directory: checkpoint.pt, tokenizer.json, metrics.json, config.json")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: the preset's)")
     p.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps")

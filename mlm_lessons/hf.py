@@ -54,7 +54,9 @@ def export_layout(model: MaskedLM) -> str:
         raise ValueError(
             f"a pre-LN model matches ModernBertForMaskedLM only with positions='rope', embedding_norm=True and ffn='geglu'; "
             f"this one needs {', '.join(missing)}. Without embedding_norm the model normalises inside block 0 instead of "
-            f"the embeddings, which no transformers encoder does; for BERT's layout train with norm='post' instead.")
+            f"the embeddings, which no transformers encoder does. Train in ModernBERT's layout with "
+            f"EncoderConfig.in_modernbert_layout(), preset(..., layout='modernbert') or `pretrain --layout modernbert`; "
+            f"for BERT's layout train with norm='post' instead.")
     return "modernbert"
 
 

@@ -115,6 +115,19 @@ class EncoderConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def in_modernbert_layout(self) -> "EncoderConfig":
+        """The same sizes in ModernBERT's layout, which ``mlm_lessons.hf`` exports exactly: a LayerNorm
+        on the embeddings, a GeGLU feed-forward and no biases. The gated feed-forward's first projection
+        makes two halves, so ``d_ff`` becomes two thirds of this one's (rounded up to a multiple of 8):
+        about the same parameters and FLOPs per token. Needs pre-LN and rotary positions, as ModernBERT."""
+        if self.norm != "pre" or self.positions != "rope" or self.causal:
+            raise ValueError(f"ModernBERT's layout is a bidirectional pre-LN encoder with rotary positions; this configuration "
+                             f"has norm={self.norm!r}, positions={self.positions!r}, causal={self.causal}: start from "
+                             f"norm='pre', positions='rope', causal=False")
+        if self.ffn == "geglu":
+            return replace(self, embedding_norm=True, bias=False)
+        return replace(self, embedding_norm=True, ffn="geglu", d_ff=8 * math.ceil(2 * self.d_ff / 24), bias=False)
+
     def for_vocabulary(self, tokenizer) -> "EncoderConfig":
         """This configuration with ``tokenizer``'s fingerprint, after checking that it is the
         vocabulary the configuration was made for (size, and fingerprint where one is recorded)."""

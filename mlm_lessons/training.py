@@ -37,7 +37,7 @@ from .rundir import CHECKPOINT, RunDir, load_checkpoint, load_run, run_cache_key
 from .seeding import SEED_OFFSET_ENV, seed_offset, set_training_seed, stream_generator, stream_seed
 
 __all__ = [
-    "TrainConfig", "PRESETS", "preset", "pretrain", "PretrainResult", "Evaluator", "evaluate", "eval_batches", "train_rows",
+    "TrainConfig", "PRESETS", "LAYOUTS", "preset", "pretrain", "PretrainResult", "Evaluator", "evaluate", "eval_batches", "train_rows",
     "FATE_KEYS", "history_metrics",
     # where they live now: engine, rundir, seeding (kept importable from here for the chapters and scripts)
     "pick_device", "peak_flops", "save_checkpoint", "load_checkpoint", "load_run", "run_cache_key", "CHECKPOINT",
@@ -160,19 +160,33 @@ PRESETS: dict[str, tuple[dict, dict]] = {
 }
 
 
-def preset(name: str, vocab_size: int, **train_overrides) -> tuple[EncoderConfig, TrainConfig]:
+#: The model layouts :func:`preset` builds: the preset's own (pre-LN, rotary, normalised inside block 0,
+#: GELU, biases) or ModernBERT's, which ``mlm_lessons.hf`` exports exactly (``EncoderConfig.in_modernbert_layout``).
+LAYOUTS = ("preset", "modernbert")
+
+
+def preset(name: str, vocab_size: int, layout: str = "preset", **train_overrides) -> tuple[EncoderConfig, TrainConfig]:
     """The model and training configuration of a preset, with training settings overridden.
 
-    Overriding ``max_steps`` alone also scales the warm-up to the same 10% of the run the presets
-    use (a short trial run keeps the shape of its schedule); pass ``warmup_steps`` to set it.
+    ``layout="modernbert"`` builds the preset's model in ModernBERT's layout (embedding LayerNorm,
+    GeGLU with two thirds of ``d_ff``, no biases): the same recipe, exportable to
+    ``ModernBertForMaskedLM``. Overriding ``max_steps`` alone also scales the warm-up to the same 10%
+    of the run the presets use (a short trial run keeps the shape of its schedule); pass
+    ``warmup_steps`` to set it.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(map(repr, LAYOUTS))} "
+                         f"('modernbert' to export the model to transformers)")
     model_kw, train_kw = PRESETS[name]
     train_kw = {**train_kw, **train_overrides}
     if "max_steps" in train_overrides and "warmup_steps" not in train_overrides:
         train_kw["warmup_steps"] = max(1, train_kw["max_steps"] // 10) if train_kw["max_steps"] > 1 else 0
-    return EncoderConfig(vocab_size=vocab_size, **model_kw), TrainConfig(**train_kw)
+    model_config = EncoderConfig(vocab_size=vocab_size, **model_kw)
+    if layout == "modernbert":
+        model_config = model_config.in_modernbert_layout()
+    return model_config, TrainConfig(**train_kw)
 
 
 
@@ -498,7 +512,7 @@ def _resume(run: RunDir, model, core: StepCore, offset: int, device: torch.devic
     """Load the checkpoint's weights, optimizer, schedule and random state; (step, history)."""
     ckpt = run.load(map_location=device)
     if ckpt["model_config"] != model.config.to_dict():
-        raise ValueError("the checkpoint's model configuration differs from this model's; resume with the same preset")
+        raise ValueError("the checkpoint's model configuration differs from this model's; resume with the same preset and layout")
     if ckpt.get("stopped_at") is not None:
         raise ValueError(f"the run in {str(run.path)!r} stopped early at step {ckpt['stopped_at']}; there is nothing to resume")
     if ckpt.get("seed_offset", 0) != offset:

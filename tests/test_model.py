@@ -184,6 +184,18 @@ def test_pre_ln_without_modernberts_layout_cannot_be_exported():
         to_transformers(model("post", positions="rope"))
 
 
+def test_in_modernbert_layout_changes_only_the_layout():
+    base = EncoderConfig(vocab_size=300, max_len=32, d_model=64, n_heads=4, n_layers=2, d_ff=256, positions="rope", dropout=0.0)
+    modern = base.in_modernbert_layout()
+    assert (modern.embedding_norm, modern.ffn, modern.bias, modern.d_ff) == (True, "geglu", False, 176)  # ceil(256 · 2/3 / 8) · 8
+    assert {k: v for k, v in modern.to_dict().items() if k not in ("embedding_norm", "ffn", "bias", "d_ff")} == \
+           {k: v for k, v in base.to_dict().items() if k not in ("embedding_norm", "ffn", "bias", "d_ff")}
+    assert modern.in_modernbert_layout() == modern  # already there: nothing changes
+    for wrong in (dict(norm="post", positions="learned"), dict(positions="learned"), dict(causal=True)):
+        with pytest.raises(ValueError, match="ModernBERT's layout is a bidirectional pre-LN encoder with rotary positions"):
+            EncoderConfig(**{**base.to_dict(), **wrong}).in_modernbert_layout()
+
+
 # -- positions in attention: rotary (RoPE) and ALiBi ----------------------------------------------------------
 
 

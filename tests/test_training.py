@@ -65,6 +65,29 @@ def test_presets():
         assert train_config.pack  # short docstrings: packed rows instead of padding
 
 
+def test_preset_in_modernberts_layout_keeps_the_recipe_and_the_budget():
+    from mlm_lessons.hf import export_layout
+    from mlm_lessons.model import MaskedLM, flops_per_token
+
+    for name in PRESETS:
+        plain, train_config = preset(name, 8000)
+        modern, same_training = preset(name, 8000, layout="modernbert")
+        assert same_training == train_config
+        assert (modern.embedding_norm, modern.ffn, modern.bias) == (True, "geglu", False)
+        assert (modern.d_model, modern.n_layers, modern.n_heads, modern.positions) == (plain.d_model, plain.n_layers, plain.n_heads, "rope")
+        assert modern.d_ff % 8 == 0 and 2 * plain.d_ff / 3 <= modern.d_ff < 2 * plain.d_ff / 3 + 8
+        ratio = flops_per_token(modern, 128) / flops_per_token(plain, 128)
+        assert 0.98 < ratio < 1.02, (name, ratio)  # about the same compute per token
+    plain, _ = preset("cpu-small", 8000)
+    modern, _ = preset("cpu-small", 8000, layout="modernbert")
+    assert modern.d_ff == 344
+    assert export_layout(MaskedLM(modern)) == "modernbert"
+    with pytest.raises(ValueError, match="needs embedding_norm=True, ffn='geglu'.*layout='modernbert'"):
+        export_layout(MaskedLM(plain))
+    with pytest.raises(ValueError, match="unknown layout 'bert'; choose one of 'preset', 'modernbert'"):
+        preset("cpu-small", 8000, layout="bert")
+
+
 def test_learning_rate_schedule():
     from functools import partial
 
@@ -321,6 +344,15 @@ def test_cli_pretrain_and_fill_mask(tmp_path, capsys):
     # the cpu-small preset normalises inside block 0: no transformers class matches it, and export says so
     assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "hub")]) == 2
     assert "needs embedding_norm=True, ffn='geglu'" in capsys.readouterr().err and not (tmp_path / "hub").exists()
+    # the same preset in ModernBERT's layout exports, and a resume must keep the layout
+    modern = tmp_path / "modern"
+    assert main(["pretrain", "--corpus", "numpy-docs", "--max-steps", "2", "--out", str(modern), "--quiet", "--device", "cpu",
+                 "--layout", "modernbert"]) == 0
+    assert main(["pretrain", "--corpus", "numpy-docs", "--max-steps", "3", "--out", str(modern), "--quiet", "--resume"]) == 2
+    assert "differs from this model's; resume with the same preset and layout" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(modern), "--out", str(tmp_path / "hub")]) == 0
+    assert json.loads((tmp_path / "hub" / "config.json").read_text())["architectures"] == ["ModernBertForMaskedLM"]
+    assert "pretrain --corpus numpy-docs --max-steps 2" in (tmp_path / "hub" / "README.md").read_text()
     assert main(["pretrain", "--corpus", "numpy-docs", "--out", str(tmp_path / "r2"), "--resume", "--quiet"]) == 2
 
 
