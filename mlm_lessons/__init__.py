@@ -9,10 +9,10 @@ and the run cache) -> ``training`` (pretraining, ch. 5) -> ``adaptation`` (DAPT,
 pretraining by fine-tuning);
 ``generation`` and ``scoring`` (ch. 9) and ``word_bits`` (ch. 7: bits per character at hidden words,
 comparable across tokenizers) build on ``model``; ``hf`` exports to ``transformers`` (BERT's and
-ModernBERT's layouts, exactly) and writes Hub-ready folders; ``corpus.hub`` streams WikiText-103 and
-arXiv abstracts from the Hugging Face Hub for readers with a network (optional); ``synthetic``
-(after ``tokenizer``) generates a language from a hidden Markov model and computes its exact masked,
-left-to-right and topic conditionals;
+ModernBERT's layouts, and the fine-tuned heads on the latter, exactly) and writes Hub-ready folders;
+``corpus.hub`` streams WikiText-103 and arXiv abstracts from the Hugging Face Hub for readers with a
+network (optional); ``synthetic`` (after ``tokenizer``) generates a language from a hidden Markov
+model and computes its exact masked, left-to-right and topic conditionals;
 ``cli`` is the command line.
 
 ``teaching/`` is the book's layer on top of the chain: ``display``, ``plots``, ``widgets``,

@@ -2,9 +2,10 @@
 
 Commands follow the book: ``corpus`` (build, inspect, export a corpus), ``tokenizer`` (train one),
 ``fragmentation`` (how a tokenizer cuts a corpus's words), ``pretrain`` (MLM pretraining into a run
-directory), ``export`` (a run as a Hugging Face folder), ``fill-mask`` (ask a trained model to fill in ``[MASK]``), ``dapt`` (continue
-pretraining on a domain) and ``finetune`` (train a classification or token-labeling head); for
-instructors, ``coursework student-edition`` (the notebooks with solutions replaced by stubs).
+directory), ``fill-mask`` (ask a trained model to fill in ``[MASK]``), ``dapt`` (continue pretraining
+on a domain), ``finetune`` (train a classification or token-labeling head) and ``export`` (any of
+those runs as a Hugging Face folder); for instructors, ``coursework student-edition`` (the notebooks
+with solutions replaced by stubs).
 """
 
 from __future__ import annotations
@@ -23,8 +24,27 @@ from .tokenizer import MLMTokenizer, train_tokenizer
 
 __all__ = ["main", "build_parser"]
 
-#: What ``pretrain`` records beside a run: its command line and corpus, for an exported model's card.
+#: What ``pretrain``, ``dapt`` and ``finetune`` record beside a run, for an exported model's card: the
+#: command lines that made it (the earlier runs' first), its corpus, and ``data``, a sentence saying
+#: what the model was (pre)trained on.
 MADE_BY = "made_by.json"
+
+
+def _made_by(run_dir) -> dict:
+    """The run's record; empty for a run made without the CLI (e.g. ``pretrain(..., out_dir=...)``)."""
+    f = Path(run_dir) / MADE_BY
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def _corpus_sentence(name: str, sha256: str) -> str:
+    return f"the corpus {name!r} (sha256 {sha256[:16]}…)"
+
+
+def _data_of(made_by: dict) -> str | None:
+    """What a run's record says its model was (pre)trained on (records written before ``data`` name the corpus alone)."""
+    if made_by.get("data"):
+        return made_by["data"]
+    return _corpus_sentence(made_by["corpus"], made_by["corpus_sha256"]) if made_by.get("corpus") else None
 
 
 def _corpus_from_args(args) -> Corpus:
@@ -117,7 +137,7 @@ def cmd_pretrain(args) -> int:
         overrides["max_steps"] = args.max_steps
     if args.compile is not None:
         overrides["compile"] = args.compile
-    model_config, train_config = preset(args.preset, tok.vocab_size, layout=args.layout, **overrides)
+    model_config, train_config = preset(args.preset, tok.vocab_size, **overrides)
     result = pretrain(model_config, tok, corpus.texts("train"), corpus.texts("valid"), train_config,
                       out_dir=out, resume=args.resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -128,7 +148,8 @@ def cmd_pretrain(args) -> int:
               f"accuracy {last['valid_mask_accuracy']:.3f}; at every labelled position (with random and kept "
               f"tokens) loss {last['valid_loss']:.3f}, accuracy {last['valid_accuracy']:.3f}")
     earlier = json.loads((out / MADE_BY).read_text())["commands"] if args.resume and (out / MADE_BY).is_file() else []
-    made_by = {"commands": earlier + [args.command_line], "corpus": corpus.name, "corpus_sha256": corpus.sha256()}
+    made_by = {"commands": earlier + [args.command_line], "corpus": corpus.name, "corpus_sha256": corpus.sha256(),
+               "data": _corpus_sentence(corpus.name, corpus.sha256())}
     (out / MADE_BY).write_text(json.dumps(made_by, indent=1))
     print(f"run written to {out} (checkpoint.pt, tokenizer.json, metrics.json, config.json, {MADE_BY}); "
           f"presets: {', '.join(PRESETS)}")
@@ -137,18 +158,32 @@ def cmd_pretrain(args) -> int:
 
 def cmd_export(args) -> int:
     from .hf import run_summary, save_pretrained
-    from .rundir import load_run
+    from .finetuning import load_finetuned
+    from .rundir import CHECKPOINT, FINETUNED, load_run
 
-    model, tok, ckpt = load_run(args.checkpoint)
-    summary = run_summary(ckpt)
-    made_by_file = Path(args.checkpoint) / MADE_BY
-    made_by = json.loads(made_by_file.read_text()) if made_by_file.is_file() else {}
-    trained_on = args.trained_on or (f"the corpus {made_by['corpus']!r} (sha256 {made_by['corpus_sha256'][:16]}…)" if made_by else None)
+    run = Path(args.checkpoint)
+    has = {name: (run / name).is_file() for name in (CHECKPOINT, FINETUNED)}
+    if not any(has.values()) or all(has.values()):
+        raise ValueError(f"{str(run)!r} holds {'both' if all(has.values()) else 'neither'} {CHECKPOINT} (a pretrain or dapt run) "
+                         f"{'and' if all(has.values()) else 'nor'} {FINETUNED} (a finetune run); --checkpoint takes one run "
+                         f"directory that pretrain, dapt or finetune wrote (their --out)")
+    made_by = _made_by(run)
+    trained_on = args.trained_on or _data_of(made_by)
     commands = made_by.get("commands", []) + [args.command_line]
-    out = save_pretrained(model, tok, args.out, trained_on=trained_on, steps=summary["steps"], metrics=summary["metrics"],
-                          commands=commands)
+    if has[FINETUNED]:
+        model, tok, ckpt = load_finetuned(run)
+        metrics = {split: scores for split, scores in (("validation", ckpt.get("valid")), ("test", ckpt.get("test"))) if scores}
+        out = save_pretrained(model, tok, args.out, trained_on=trained_on, steps=ckpt.get("best_step"), metrics=metrics,
+                              commands=commands, label_names=list(ckpt["label_names"]), task=ckpt.get("task"))
+        auto = "AutoModelForSequenceClassification" if ckpt["kind"] == "SequenceClassifier" else "AutoModelForTokenClassification"
+    else:
+        model, tok, ckpt = load_run(run)
+        summary = run_summary(ckpt)
+        out = save_pretrained(model, tok, args.out, trained_on=trained_on, steps=summary["steps"], metrics=summary["metrics"],
+                              commands=commands)
+        auto = "AutoModelForMaskedLM"
     print(f"wrote {', '.join(sorted(f.name for f in out.iterdir()))} to {out}; load it with "
-          f"transformers.AutoModelForMaskedLM.from_pretrained({str(out)!r})")
+          f"transformers.{auto}.from_pretrained({str(out)!r})")
     return 0
 
 
@@ -187,7 +222,14 @@ def cmd_dapt(args) -> int:
     print(Table(rows, digits=3))
     if result.stopped_at:
         print(f"stopped early at step {result.stopped_at}: no improvement on {domain.name} for {args.patience} evaluations")
-    print(f"run written to {args.out}")
+    base = _made_by(args.checkpoint)
+    general_data = _data_of(base) or "a general corpus (not recorded)"
+    made_by = {"commands": base.get("commands", []) + [args.command_line], "corpus": domain.name, "corpus_sha256": domain.sha256(),
+               "data": f"{general_data}, {ckpt['step']:,} steps; then domain-adaptive pretraining on "
+                       f"{_corpus_sentence(domain.name, domain.sha256())}"
+                       f"{f', {len(words)} domain words added to the vocabulary' if args.extend_vocab else ''}"}
+    (Path(args.out) / MADE_BY).write_text(json.dumps(made_by, indent=1))
+    print(f"run written to {args.out} (checkpoint.pt, tokenizer.json, metrics.json, config.json, {MADE_BY})")
     return 0
 
 
@@ -196,7 +238,7 @@ def cmd_finetune(args) -> int:
     from .finetuning import FinetuneConfig, build_model, finetune
     from .model import EncoderConfig
     from .tasks import load_task
-    from .rundir import save_checkpoint
+    from .rundir import FINETUNED, save_checkpoint
 
     task = load_task(args.task).subsample(args.labels_per_class, seed=args.seed)
     pretrained, tok = load_pretrained(args.checkpoint, MLMTokenizer.load(args.tokenizer) if args.tokenizer else None)
@@ -206,15 +248,20 @@ def cmd_finetune(args) -> int:
                             max_length=min(args.max_length, pretrained.config.max_len))
     result = finetune(model, tok, task, config, progress=not args.quiet)
     out = Path(args.out)
-    save_checkpoint(out / "finetuned.pt", format=1, task=task.name, label_names=list(task.label_names),
+    save_checkpoint(out / FINETUNED, format=1, task=task.name, label_names=list(task.label_names),
                     model=result.model.state_dict(), model_config=model.config.to_dict(), kind=type(model).__name__,
                     pooling=getattr(model, "pooling", None), finetune_config=config.to_dict(),
                     valid=result.valid, test=result.test, best_step=result.best_step)
     tok.save(out / "tokenizer.json")
     (out / "metrics.json").write_text(json.dumps({"history": result.history, "valid": result.valid, "test": result.test}, indent=1))
+    base = _made_by(args.checkpoint)
+    data = ("none: the encoder was trained from scratch on the task (--from-scratch)" if args.from_scratch
+            else _data_of(base) or "not recorded")
+    (out / MADE_BY).write_text(json.dumps({"commands": base.get("commands", []) + [args.command_line], "task": task.name,
+                                           "data": data}, indent=1))
     print(Table([{"split": "valid (best)", **result.valid}, {"split": "test", **result.test}], digits=3))
     print(f"{task.name}: {len(task.train)} training examples, best step {result.best_step}, {result.seconds:.0f} s; "
-          f"written to {out} (finetuned.pt, tokenizer.json, metrics.json)")
+          f"written to {out} ({FINETUNED}, tokenizer.json, metrics.json, {MADE_BY})")
     return 0
 
 
@@ -280,10 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_corpus_source(p)
     p.add_argument("--preset", default="cpu-small", choices=("cpu-small", "colab-t4", "a100", "h100"),
-                   help="model size and training settings (default: cpu-small)")
-    p.add_argument("--layout", default="preset", choices=("preset", "modernbert"),
-                   help="the preset's own model layout, or ModernBERT's (embedding LayerNorm, GeGLU, no biases), which "
-                        "`export` writes as ModernBertForMaskedLM (default: preset)")
+                   help="model size and training settings, every one in ModernBERT's layout, which `export` writes "
+                        "as ModernBertForMaskedLM (default: cpu-small)")
     p.add_argument("--out", required=True, help="the run directory: checkpoint.pt, tokenizer.json, metrics.json, config.json")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: the preset's)")
     p.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
@@ -295,15 +340,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser(
-        "export", help="write a run as a Hugging Face folder (config.json, safetensors, tokenizer, model card)",
-        description="Copy a trained model into its exact transformers class (BertForMaskedLM for norm='post', "
-                    "ModernBertForMaskedLM for the ModernBERT layout) and save it with its tokenizer and a model card, "
-                    "ready for AutoModelForMaskedLM.from_pretrained, pipeline('fill-mask') and the Hub.",
+        "export", help="write a run (pretrain, dapt or finetune) as a Hugging Face folder (config.json, safetensors, "
+                       "tokenizer, model card)",
+        description="Copy a trained model into its exact transformers class and save it with its tokenizer and a model "
+                    "card, ready for the Auto classes, pipelines and the Hub. A pretrain or dapt run (checkpoint.pt) "
+                    "becomes ModernBertForMaskedLM (BertForMaskedLM for norm='post'): AutoModelForMaskedLM, "
+                    "pipeline('fill-mask'). A finetune run (finetuned.pt) becomes ModernBertForSequenceClassification "
+                    "(its pooling kept) or ModernBertForTokenClassification, labelled with the task's label names: "
+                    "AutoModelForSequenceClassification / AutoModelForTokenClassification, "
+                    "pipeline('text-classification') / pipeline('token-classification'); its card gives the task and "
+                    "its validation and test scores.",
     )
-    p.add_argument("--checkpoint", required=True, help="a run directory written by pretrain")
+    p.add_argument("--checkpoint", required=True, help="a run directory written by pretrain, dapt or finetune (their --out)")
     p.add_argument("--out", required=True, help="the folder to write")
-    p.add_argument("--trained-on", default=None, help="what the model was trained on, for the model card "
-                                                       "(default: the corpus pretrain recorded in the run directory)")
+    p.add_argument("--trained-on", default=None, help="what the model was (pre)trained on, for the model card "
+                                                       "(default: what pretrain, dapt or finetune recorded in the run directory)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("fill-mask", help="the most likely pieces for each [MASK] in a sentence")
@@ -341,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--task", required=True, choices=("torch-subpackage", "code-spans"))
     p.add_argument("--checkpoint", required=True, help="a run directory (pretrain or dapt --out)")
-    p.add_argument("--out", required=True, help="where to write finetuned.pt, tokenizer.json, metrics.json")
+    p.add_argument("--out", required=True, help="where to write finetuned.pt, tokenizer.json, metrics.json, made_by.json")
     p.add_argument("--from-scratch", action="store_true",
                    help="use the checkpoint's tokenizer and model size but not its weights (the baseline)")
     p.add_argument("--tokenizer", help="check the checkpoint against this tokenizer JSON (default: the run's own)")

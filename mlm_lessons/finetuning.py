@@ -1,7 +1,12 @@
 """Fine-tuning a pretrained encoder: a sequence-classification head and a token-labeling head.
 
-Both heads sit on the :class:`~mlm_lessons.model.Encoder` of a pretrained ``MaskedLM`` (its MLM
-head is dropped) or on a freshly initialised one, for the "from scratch" baseline:
+Both heads are ModernBERT's: the :class:`~mlm_lessons.model.Encoder`, then the prediction head's
+transform (dense, GELU, LayerNorm), dropout and a linear layer to the labels. From a pretrained
+``MaskedLM`` they take its encoder *and* its head's transform (only the vocabulary projection is
+left behind), as ``transformers`` does when ``ModernBertForSequenceClassification`` loads a masked-LM
+checkpoint; for the "from scratch" baseline all of it is freshly initialised. So every fine-tuned
+model exports exactly to ``ModernBertForSequenceClassification`` or ``ModernBertForTokenClassification``
+(:mod:`mlm_lessons.hf`):
 
 - :class:`SequenceClassifier` – one label per text, from the ``[CLS]`` state (BERT's choice) or the
   mean of the real tokens' states (``pooling="mean"``);
@@ -15,8 +20,10 @@ linear decay, evaluates on the validation split during training, stops early whe
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -26,14 +33,16 @@ from ._checks import check_step_settings, require_ints
 from .batches import LabelledBatches
 from .engine import EarlyStopping, StepCore, pick_device, resolve_precision
 from .masking import IGNORE_INDEX, pad_examples
-from .model import Encoder, EncoderConfig, MaskedLM, check_vocabulary, evaluating
+from .model import Encoder, EncoderConfig, MaskedLM, check_vocabulary, evaluating, layer_norm
+from .rundir import FINETUNED, TOKENIZER, load_checkpoint
 from .seeding import seed_offset, stream_seed
 from .tasks import TaskData, spans_of
+from .tokenizer import MLMTokenizer
 
 __all__ = [
     "SequenceClassifier", "TokenClassifier", "ClassifierOutput", "FinetuneConfig", "FinetuneResult",
     "finetune", "build_model", "evaluate_task", "predict", "encode_classification", "encode_tagging",
-    "classification_metrics", "tagging_metrics", "f1_score", "task_metrics", "main_metric",
+    "classification_metrics", "tagging_metrics", "f1_score", "task_metrics", "main_metric", "load_finetuned",
 ]
 
 
@@ -52,6 +61,9 @@ def _check_num_labels(num_labels) -> None:
 
 
 class _Head(nn.Module):
+    #: what a probe (``FinetuneConfig(freeze_encoder=True)``) keeps fixed: everything but the classifier
+    FEATURES = ("encoder", "head_dense", "head_ln")
+
     def __init__(self, config: EncoderConfig, num_labels: int, dropout: float):
         super().__init__()
         _check_num_labels(num_labels)
@@ -59,22 +71,31 @@ class _Head(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.config, self.num_labels = config, num_labels
         self.encoder = Encoder(config)
+        self.head_dense = nn.Linear(config.d_model, config.d_model, bias=config.bias)  # ModernBERT's head.dense
+        self.head_ln = layer_norm(config)  # head.norm
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.d_model, num_labels)
         self.apply(MaskedLM._init_weights)
 
+    def transform(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The prediction head's transform, as in the MLM head: LayerNorm(GELU(dense(hidden)))."""
+        return self.head_ln(F.gelu(self.head_dense(hidden)))
+
     @classmethod
     def from_pretrained(cls, mlm: MaskedLM, num_labels: int, **kwargs):
-        """The head on a copy of ``mlm``'s encoder (the MLM head is left behind)."""
+        """The head on a copy of ``mlm``'s encoder and its head's transform (the vocabulary projection
+        is left behind; the classifier is new)."""
         if not isinstance(mlm, MaskedLM):
             raise ValueError(f"from_pretrained takes a MaskedLM, got {type(mlm).__name__}")
         model = cls(mlm.config, num_labels, **kwargs)
         model.encoder.load_state_dict(mlm.encoder.state_dict())  # the configuration carries the vocabulary's fingerprint
+        model.head_dense.load_state_dict(mlm.head_dense.state_dict())
+        model.head_ln.load_state_dict(mlm.head_ln.state_dict())
         return model.to(next(mlm.parameters()).device)
 
 
 class SequenceClassifier(_Head):
-    """Encoder -> pooled vector -> dropout -> linear layer to ``num_labels`` logits."""
+    """Encoder -> pooled vector -> the head's transform -> dropout -> linear layer to ``num_labels`` logits."""
 
     def __init__(self, config: EncoderConfig, num_labels: int, pooling: str = "cls", dropout: float = 0.1):
         if pooling not in ("cls", "mean"):
@@ -89,7 +110,7 @@ class SequenceClassifier(_Head):
         else:
             keep = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * keep).sum(1) / keep.sum(1).clamp(min=1)
-        logits = self.classifier(self.dropout(pooled))
+        logits = self.classifier(self.dropout(self.transform(pooled)))
         loss = None
         if labels is not None:
             if labels.shape != logits.shape[:1]:
@@ -99,13 +120,13 @@ class SequenceClassifier(_Head):
 
 
 class TokenClassifier(_Head):
-    """Encoder -> dropout -> linear layer at every position: logits [B, T, ``num_labels``]."""
+    """Encoder -> the head's transform -> dropout -> linear layer at every position: logits [B, T, ``num_labels``]."""
 
     def __init__(self, config: EncoderConfig, num_labels: int, dropout: float = 0.1):
         super().__init__(config, num_labels, dropout)
 
     def forward(self, input_ids, attention_mask=None, labels=None) -> ClassifierOutput:
-        logits = self.classifier(self.dropout(self.encoder(input_ids, attention_mask)))
+        logits = self.classifier(self.dropout(self.transform(self.encoder(input_ids, attention_mask))))
         loss = None
         if labels is not None:
             if labels.shape != input_ids.shape:
@@ -286,8 +307,9 @@ class FinetuneConfig:
     """How to fine-tune. ``max_steps`` caps the run (an epoch of a large training set is long);
     evaluation on the validation split runs every ``eval_every`` steps (``None``: once an epoch,
     at most every 100 steps); ``patience`` evaluations without improvement end the run.
-    ``freeze_encoder=True`` trains the head alone on the encoder's fixed features: a *probe* of
-    what pretraining put into the representations (BERT's "feature-based" evaluation)."""
+    ``freeze_encoder=True`` trains the linear classifier alone on fixed features (the encoder and the
+    head's transform as pretraining left them): a *probe* of what pretraining put into the
+    representations (BERT's "feature-based" evaluation)."""
 
     lr: float = 5e-4
     batch_size: int = 32
@@ -361,9 +383,10 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
     valid_encoded = _encode(tokenizer, task, task.valid, config.max_length)
     total = min(config.max_steps, train.steps_per_epoch * config.max_epochs)
     eval_every = config.eval_every or min(train.steps_per_epoch, 100)
-    if config.freeze_encoder:  # a probe: the encoder stays as pretraining left it (and in eval mode)
-        model.encoder.requires_grad_(False)
-    trainable = nn.ModuleDict({k: m for k, m in model.named_children() if not (config.freeze_encoder and k == "encoder")})
+    frozen = [getattr(model, k) for k in model.FEATURES] if config.freeze_encoder else []
+    for part in frozen:  # a probe: the features stay as pretraining left them (and in eval mode)
+        part.requires_grad_(False)
+    trainable = nn.ModuleDict({k: m for k, m in model.named_children() if not (config.freeze_encoder and k in model.FEATURES)})
     core = StepCore(model, lr=config.lr, total_steps=total, warmup_steps=int(config.warmup_ratio * total),
                     weight_decay=config.weight_decay, clip_norm=config.clip_norm, device=device,
                     precision=resolve_precision(config.precision, device), trainable=trainable)
@@ -372,8 +395,8 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
     history, window, best_scores = [], [], {}
     for step in tqdm(range(total), disable=not progress, desc=f"fine-tuning {task.name}"):
         torch.manual_seed(stream_seed(train.seed, "finetune-dropout", step))  # this step's dropout
-        if config.freeze_encoder:
-            model.encoder.eval()
+        for part in frozen:
+            part.eval()
         loss, _ = core.step([train(step)])
         window.append(loss.item())
         done = step + 1
@@ -388,8 +411,29 @@ def finetune(model, tokenizer, task: TaskData, config: FinetuneConfig = Finetune
             if stop:
                 break
     stopper.restore(model)
-    if config.freeze_encoder:  # frozen for this run only: fine-tuning the model again trains it all
-        model.encoder.requires_grad_(True)
+    for part in frozen:  # frozen for this run only: fine-tuning the model again trains it all
+        part.requires_grad_(True)
     model.eval()
     test = evaluate_task(model, tokenizer, task, "test", max_length=config.max_length) if evaluate_test else None
     return FinetuneResult(model, history, stopper.best_step, best_scores, test, time.perf_counter() - t0)
+
+
+def load_finetuned(run_dir: str | os.PathLike, device: str = "cpu"):
+    """``(model, tokenizer, checkpoint)`` from a run directory written by the CLI's ``finetune``: the
+    ``SequenceClassifier`` (with its pooling) or ``TokenClassifier`` it trained, in eval mode, its
+    vocabulary checked against the saved tokenizer; the checkpoint holds ``task``, ``label_names``,
+    ``valid``, ``test`` and ``best_step``."""
+    path = Path(run_dir) / FINETUNED
+    if not path.is_file():
+        raise ValueError(f"{str(Path(run_dir))!r} holds no {FINETUNED}; fine-tune with `python -m mlm_lessons finetune --out {run_dir}`")
+    ckpt = load_checkpoint(path, map_location=device)
+    kinds = {"SequenceClassifier": SequenceClassifier, "TokenClassifier": TokenClassifier}
+    if ckpt.get("kind") not in kinds:
+        raise ValueError(f"{str(path)!r} holds a {ckpt.get('kind')!r}; expected one of {', '.join(kinds)}")
+    config = EncoderConfig(**ckpt["model_config"])
+    kwargs = {"pooling": ckpt["pooling"]} if ckpt["kind"] == "SequenceClassifier" else {}
+    model = kinds[ckpt["kind"]](config, len(ckpt["label_names"]), **kwargs)
+    model.load_state_dict(ckpt["model"])
+    tokenizer = MLMTokenizer.load(Path(run_dir) / TOKENIZER)
+    check_vocabulary(config, tokenizer)
+    return model.to(device).eval(), tokenizer, ckpt

@@ -1,19 +1,28 @@
-"""Export to Hugging Face ``transformers``: two of our layouts *are* ``transformers`` models.
+"""Export to Hugging Face ``transformers``: two of our layouts *are* ``transformers`` models, and so
+are the fine-tuned heads on the second.
 
 - ``norm="post"``, ``positions="learned"`` (BERT, 2018) → ``BertForMaskedLM``;
 - ``norm="pre"``, ``positions="rope"``, ``embedding_norm=True``, ``ffn="geglu"`` (ModernBERT, 2024) →
-  ``ModernBertForMaskedLM``, every layer global, with or without biases.
+  ``ModernBertForMaskedLM``, every layer global, with or without biases;
+- a :class:`~mlm_lessons.finetuning.SequenceClassifier` on a ModernBERT-layout encoder →
+  ``ModernBertForSequenceClassification`` (its ``classifier_pooling`` the head's pooling, ``"cls"``
+  or ``"mean"``), a :class:`~mlm_lessons.finetuning.TokenClassifier` →
+  ``ModernBertForTokenClassification``; the label names become ``id2label``/``label2id``.
 
-``to_transformers(model)`` copies every weight into the matching class, so the model computes the
-same logits (eval mode) and works with the whole ecosystem: pipelines, ``Trainer``, the Hub.
-``save_pretrained(model, tokenizer, path)`` writes a folder that ``AutoTokenizer`` and
-``AutoModelForMaskedLM`` load with no code of ours, with a model card. ``transformers`` is needed only
-here, and imported only when called.
+``to_transformers(model)`` copies every weight into the matching class (one function copies the
+encoder, whatever sits on it), so the model computes the same logits (eval mode) and works with the
+whole ecosystem: pipelines, ``Trainer``, the Hub. ``save_pretrained(model, tokenizer, path)`` writes
+a folder that ``AutoTokenizer`` and ``AutoModelForMaskedLM`` (or ``AutoModelForSequenceClassification``,
+``AutoModelForTokenClassification``) load with no code of ours, with a model card. ``transformers``
+is needed only here, and imported only when called.
 
-Other layouts are refused with the reason. The book's own pre-LN preset normalises inside block 0
+Other layouts are refused with the reason. The book's own pre-LN layout normalises inside block 0
 (a LayerNorm before its attention, none on the embeddings): ModernBERT normalises the embeddings and
 feeds them to block 0's attention as they are, and no ``transformers`` encoder with rotary positions
-has the other arrangement, so such a model has no exact ``transformers`` twin.
+has the other arrangement, so such a model has no exact ``transformers`` twin. Heads on BERT's
+layout are refused too: ``BertForSequenceClassification`` classifies a tanh "pooler" of ``[CLS]``
+and ``BertForTokenClassification`` the encoder's states directly, where our heads put ModernBERT's
+transform (dense, GELU, LayerNorm) in between.
 """
 
 from __future__ import annotations
@@ -23,18 +32,59 @@ from pathlib import Path
 
 import torch
 
-from .model import MaskedLM
+from .finetuning import SequenceClassifier, TokenClassifier
+from .model import MaskedLM, check_vocabulary
 from .tokenizer import CLS, MASK, PAD, SEP, UNK
 
 __all__ = ["to_transformers", "bert_config", "modernbert_config", "export_layout", "hf_tokenizer", "save_pretrained", "model_card",
            "run_summary"]
 
+_HEADS = (SequenceClassifier, TokenClassifier)
 
-def export_layout(model: MaskedLM) -> str:
-    """``"bert"`` or ``"modernbert"``: the ``transformers`` class ``model`` matches exactly; a
-    ValueError that names what does not match otherwise."""
+
+def _hf_class(model, layout: str) -> str:
+    """The name of the ``transformers`` class ``model`` exports to in ``layout``."""
+    if isinstance(model, SequenceClassifier):
+        return "ModernBertForSequenceClassification"
+    if isinstance(model, TokenClassifier):
+        return "ModernBertForTokenClassification"
+    return {"bert": "BertForMaskedLM", "modernbert": "ModernBertForMaskedLM"}[layout]
+
+
+def _check_modernbert_layout(c, target: str, fix: str) -> None:
+    missing = [f"{name}={want!r}" for name, want, have in (("positions", "rope", c.positions), ("embedding_norm", True, c.embedding_norm),
+                                                              ("ffn", "geglu", c.ffn)) if have != want]
+    if missing:
+        raise ValueError(
+            f"a pre-LN model matches {target} only with positions='rope', embedding_norm=True and ffn='geglu'; "
+            f"this one needs {', '.join(missing)}. Without embedding_norm the model normalises inside block 0 instead of "
+            f"the embeddings, which no transformers encoder does. {fix}")
+
+
+_TRAIN_MODERNBERT = ("every preset (`pretrain --preset ...`, `preset(...)`) and EncoderConfig.in_modernbert_layout() give "
+                     "ModernBERT's layout")
+
+
+def export_layout(model) -> str:
+    """``"bert"`` or ``"modernbert"``: the ``transformers`` class ``model`` (a ``MaskedLM``, a
+    ``SequenceClassifier`` or a ``TokenClassifier``) matches exactly; a ValueError that names what does
+    not match, and what to do instead, otherwise. Heads export only on ModernBERT's layout."""
+    if isinstance(model, _HEADS):
+        c, kind, target = model.config, type(model).__name__, _hf_class(model, "modernbert")
+        if c.causal:
+            raise ValueError(f"this {kind}'s encoder is causal (causal=True): {target} attends both ways, so it would not "
+                             f"compute the same logits; only heads on a bidirectional encoder can be exported")
+        if c.norm == "post":
+            raise ValueError(
+                f"this {kind} is on BERT's layout (norm='post'), whose transformers heads are not ours: "
+                f"BertForSequenceClassification classifies a tanh 'pooler' of the [CLS] state and BertForTokenClassification "
+                f"the encoder's states directly, where our heads put ModernBERT's transform (dense, GELU, LayerNorm) in between. "
+                f"Only heads on ModernBERT's layout export exactly (to {target}): fine-tune a model pretrained in that layout "
+                f"({_TRAIN_MODERNBERT}).")
+        _check_modernbert_layout(c, target, f"Fine-tune a model pretrained in ModernBERT's layout: {_TRAIN_MODERNBERT}.")
+        return "modernbert"
     if not isinstance(model, MaskedLM):
-        raise ValueError(f"expected an mlm_lessons MaskedLM, got {type(model).__name__}")
+        raise ValueError(f"expected an mlm_lessons MaskedLM, SequenceClassifier or TokenClassifier, got {type(model).__name__}")
     c = model.config
     if c.causal:
         raise ValueError("this model is causal (causal=True): BertForMaskedLM and ModernBertForMaskedLM attend both ways, "
@@ -48,16 +98,26 @@ def export_layout(model: MaskedLM) -> str:
             raise ValueError(f"BertForMaskedLM has a GELU feed-forward and biases everywhere; this model has ffn={c.ffn!r}, "
                              f"bias={c.bias}. Train with ffn='gelu', bias=True for BERT's layout.")
         return "bert"
-    missing = [f"{name}={want!r}" for name, want, have in (("positions", "rope", c.positions), ("embedding_norm", True, c.embedding_norm),
-                                                              ("ffn", "geglu", c.ffn)) if have != want]
-    if missing:
-        raise ValueError(
-            f"a pre-LN model matches ModernBertForMaskedLM only with positions='rope', embedding_norm=True and ffn='geglu'; "
-            f"this one needs {', '.join(missing)}. Without embedding_norm the model normalises inside block 0 instead of "
-            f"the embeddings, which no transformers encoder does. Train in ModernBERT's layout with "
-            f"EncoderConfig.in_modernbert_layout(), preset(..., layout='modernbert') or `pretrain --layout modernbert`; "
-            f"for BERT's layout train with norm='post' instead.")
+    _check_modernbert_layout(c, "ModernBertForMaskedLM", f"Train in ModernBERT's layout ({_TRAIN_MODERNBERT}); for BERT's "
+                                                         f"layout train with norm='post' instead.")
     return "modernbert"
+
+
+def _label_names(model, label_names) -> list[str] | None:
+    """A head's label names (``LABEL_0``, ... when none are given), checked; None for a ``MaskedLM``."""
+    if not isinstance(model, _HEADS):
+        if label_names is not None:
+            raise ValueError("label_names name the classes of a SequenceClassifier or TokenClassifier; a MaskedLM predicts "
+                             "its vocabulary")
+        return None
+    n = model.num_labels
+    if label_names is None:
+        return [f"LABEL_{i}" for i in range(n)]
+    names = None if isinstance(label_names, str) else list(label_names)
+    if names is None or len(names) != n or not all(isinstance(x, str) and x for x in names) or len(set(names)) != n:
+        raise ValueError(f"label_names must be {n} different non-empty strings, one per label of the model (in the order of "
+                         f"its logits), got {label_names!r}")
+    return names
 
 
 def bert_config(model: MaskedLM):
@@ -82,12 +142,21 @@ def bert_config(model: MaskedLM):
     )
 
 
-def modernbert_config(model: MaskedLM):
+def modernbert_config(model, *, label_names: list[str] | None = None):
     """The ``ModernBertConfig`` of our ModernBERT-layout model: its sizes, its rotary base for every
-    layer, every layer global (no sliding window), our special-token ids."""
+    layer, every layer global (no sliding window), our special-token ids. For a head also its labels
+    (``id2label``/``label2id`` from ``label_names``; ``LABEL_0``, ... without), its dropout and, for a
+    ``SequenceClassifier``, its pooling (``classifier_pooling``)."""
     from transformers import ModernBertConfig
 
     c = model.config
+    names = _label_names(model, label_names)
+    head = {}
+    if names is not None:
+        head = dict(id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)},
+                    classifier_dropout=model.dropout.p)
+        if isinstance(model, SequenceClassifier):
+            head["classifier_pooling"] = model.pooling
     return ModernBertConfig(
         vocab_size=c.vocab_size,
         hidden_size=c.d_model,
@@ -100,7 +169,7 @@ def modernbert_config(model: MaskedLM):
         norm_bias=c.bias,
         attention_bias=c.bias,
         mlp_bias=c.bias,
-        classifier_bias=c.bias,
+        classifier_bias=c.bias,  # the prediction head's dense layer (the classifier itself always has a bias)
         decoder_bias=True,
         classifier_activation="gelu",
         embedding_dropout=c.dropout,
@@ -112,6 +181,7 @@ def modernbert_config(model: MaskedLM):
         local_attention=2 * c.max_len,
         pad_token_id=0, unk_token_id=1, cls_token_id=2, sep_token_id=3, bos_token_id=2, eos_token_id=3,
         tie_word_embeddings=True,
+        **head,
     )
 
 
@@ -123,11 +193,14 @@ def _copy(theirs, ours) -> None:
 
 
 @torch.no_grad()
-def to_transformers(model: MaskedLM):
-    """A ``transformers.BertForMaskedLM`` or ``ModernBertForMaskedLM`` (:func:`export_layout`)
-    computing the same logits as ``model`` (eval mode)."""
+def to_transformers(model, *, label_names: list[str] | None = None):
+    """The ``transformers`` model computing the same logits as ``model`` (eval mode): a ``MaskedLM``
+    becomes ``BertForMaskedLM`` or ``ModernBertForMaskedLM`` (:func:`export_layout`), a
+    ``SequenceClassifier`` ``ModernBertForSequenceClassification`` and a ``TokenClassifier``
+    ``ModernBertForTokenClassification``, their ``id2label`` from ``label_names`` (``LABEL_0``, ... without)."""
     if export_layout(model) == "modernbert":
-        return _to_modernbert(model)
+        return _to_modernbert(model, label_names)
+    _label_names(model, label_names)  # a MaskedLM: none
     from transformers import BertForMaskedLM
 
     hf = BertForMaskedLM(bert_config(model)).eval()
@@ -155,11 +228,8 @@ def to_transformers(model: MaskedLM):
     return hf
 
 
-def _to_modernbert(model: MaskedLM):
-    from transformers import ModernBertForMaskedLM
-
-    hf = ModernBertForMaskedLM(modernbert_config(model)).eval()
-    enc, mb = model.encoder, hf.model
+def _copy_modernbert_encoder(mb, enc) -> None:
+    """Our ModernBERT-layout ``Encoder`` into a ``ModernBertModel`` (the masked LM's and the heads' alike)."""
     mb.embeddings.tok_embeddings.weight.copy_(enc.tok_emb.weight)
     _copy(mb.embeddings.norm, enc.emb_ln)
     for i, (ours, theirs) in enumerate(zip(enc.blocks, mb.layers)):
@@ -171,10 +241,20 @@ def _to_modernbert(model: MaskedLM):
         _copy(theirs.mlp.Wi, ours.ffn.up)  # [gelu half; gate half], as ours
         _copy(theirs.mlp.Wo, ours.ffn.down)
     _copy(mb.final_norm, enc.final_ln)
-    _copy(hf.head.dense, model.head_dense)
+
+
+def _to_modernbert(model, label_names):
+    import transformers
+
+    hf = getattr(transformers, _hf_class(model, "modernbert"))(modernbert_config(model, label_names=label_names)).eval()
+    _copy_modernbert_encoder(hf.model, model.encoder)
+    _copy(hf.head.dense, model.head_dense)  # ModernBertPredictionHead: the MLM's and the classifiers' transform alike
     _copy(hf.head.norm, model.head_ln)
-    hf.decoder.weight = mb.embeddings.tok_embeddings.weight  # tied, as in our model
-    hf.decoder.bias.copy_(model.head_bias)
+    if isinstance(model, _HEADS):
+        _copy(hf.classifier, model.classifier)  # pooling (sequences) and dropout are in the configuration
+    else:
+        hf.decoder.weight = hf.model.embeddings.tok_embeddings.weight  # tied, as in our model
+        hf.decoder.bias.copy_(model.head_bias)
     return hf
 
 
@@ -190,63 +270,116 @@ def hf_tokenizer(tokenizer, *, model_max_length: int):
                                    sep_token=SEP, mask_token=MASK, model_max_length=model_max_length)
 
 
-def model_card(model: MaskedLM, *, layout: str, trained_on: str | None = None, steps: int | None = None,
-               metrics: dict | None = None, commands: list[str] | None = None) -> str:
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else f"{value}"
+
+
+#: what the card says of each kind of model: pipeline tag, title, the ``## Use`` snippet
+_CARD_KINDS = {
+    MaskedLM: ("fill-mask", "masked-language model", ['fill = pipeline("fill-mask", model="<this folder>")',
+                                                      'fill("The function returns a [MASK].")']),
+    SequenceClassifier: ("text-classification", "text classifier",
+                         ['classify = pipeline("text-classification", model="<this folder>")',
+                          'classify("Applies a linear transformation to the incoming data.")  # the top label and its probability']),
+    TokenClassifier: ("token-classification", "token classifier",
+                      ['tag = pipeline("token-classification", model="<this folder>")',
+                       'tag("Call torch.sum on the input tensor.")  # a label per piece; read each word\'s at its first piece']),
+}
+
+
+def model_card(model, *, layout: str, trained_on: str | None = None, steps: int | None = None, metrics: dict | None = None,
+               commands: list[str] | None = None, label_names: list[str] | None = None, task: str | None = None) -> str:
     """The folder's ``README.md``: what the model is, what it was trained on and for how long, its
-    validation ``[MASK]`` loss and accuracy, and the commands that made it. What was not given is
-    said to be not recorded, never left out."""
+    scores, and the commands that made it. What was not given is said to be not recorded, never left out.
+
+    A ``MaskedLM``'s ``metrics`` are its validation ``[MASK]`` loss and accuracy (:func:`run_summary`);
+    a head's card also names its task and its labels, and its ``metrics`` may be given per split
+    (``{"validation": {...}, "test": {...}}``)."""
     c = model.config
-    cls = {"bert": "BertForMaskedLM", "modernbert": "ModernBertForMaskedLM"}[layout]
+    cls = _hf_class(model, layout)
+    is_head = isinstance(model, _HEADS)
+    names = _label_names(model, label_names)
+    tag, title, use = _CARD_KINDS[type(model) if is_head else MaskedLM]
     not_recorded = "not recorded"
+    n_params = sum(p.numel() for p in model.parameters())
     lines = [
-        "---", "library_name: transformers", "pipeline_tag: fill-mask", "tags: [masked-language-modeling, mlm-lessons]", "---", "",
-        f"# A small masked-language model ({cls})", "",
-        "Trained with `mlm_lessons`, the companion package of the book *Masked Language Modeling, step by step*, and "
-        f"exported exactly: `{cls}` computes the same logits as the model it was trained as.", "",
+        "---", "library_name: transformers", f"pipeline_tag: {tag}",
+        f"tags: [{'masked-language-modeling' if not is_head else tag}, mlm-lessons]", "---", "",
+        f"# A small {title} ({cls})", "",
+        f"{'Fine-tuned' if is_head else 'Trained'} with `mlm_lessons`, the companion package of the book *Masked Language "
+        f"Modeling, step by step*, and exported exactly: `{cls}` computes the same logits as the model it was trained as.", "",
         "## Model", "",
         f"- layout: {layout} ({c.norm}-LN, {c.positions} positions, {c.ffn} feed-forward, biases {'on' if c.bias else 'off'}"
         f"{', a LayerNorm on the embeddings' if c.embedding_norm or c.norm == 'post' else ''})",
         f"- {c.n_layers} layers, d_model {c.d_model}, {c.n_heads} heads, d_ff {c.d_ff}, vocabulary {c.vocab_size:,}, "
-        f"up to {c.max_len} pieces, {model.num_parameters():,} parameters",
-        "", "## Training", "",
-        f"- data: {trained_on or not_recorded}",
-        f"- steps: {steps:,}" if steps is not None else f"- steps: {not_recorded}",
+        f"up to {c.max_len} pieces, {n_params:,} parameters",
     ]
-    if metrics:
-        lines += [f"- validation {k}: {v:.4f}" if isinstance(v, float) else f"- validation {k}: {v}" for k, v in metrics.items()]
+    if is_head:
+        if isinstance(model, SequenceClassifier):
+            reads = {"cls": "the [CLS] state", "mean": "the mean of the real tokens' states"}[model.pooling] + ", one label per text"
+        else:
+            reads = "every piece's state, one label per piece (trained at each word's first piece)"
+        lines += [f"- head: {reads}, through ModernBERT's prediction head (dense, GELU, LayerNorm) and a linear classifier",
+                  f"- labels ({len(names)}): " + ", ".join(f"{i} `{n}`" for i, n in enumerate(names))]
+    lines += ["", "## Training", ""]
+    if is_head:
+        lines += [f"- pretraining data: {trained_on or not_recorded}", f"- fine-tuned on: {f'the task {task!r}' if task else not_recorded}",
+                  f"- fine-tuning steps (the weights kept): {steps:,}" if steps is not None else f"- fine-tuning steps: {not_recorded}"]
     else:
-        lines.append(f"- validation [MASK] loss and accuracy: {not_recorded}")
+        lines += [f"- data: {trained_on or not_recorded}",
+                  f"- steps: {steps:,}" if steps is not None else f"- steps: {not_recorded}"]
+    if metrics:
+        for k, v in metrics.items():
+            if isinstance(v, dict):  # one split's scores
+                lines += [f"- {k} {name}: {_fmt(x)}" for name, x in v.items()] or [f"- {k}: {not_recorded}"]
+            else:
+                lines.append(f"- validation {k}: {_fmt(v)}")
+    else:
+        lines.append(f"- {'validation and test scores' if is_head else 'validation [MASK] loss and accuracy'}: {not_recorded}")
     lines += ["", "## How it was made", "", "```"] + (commands or [not_recorded]) + ["```", "", "## Use", "", "```python",
-              "from transformers import pipeline", "fill = pipeline(\"fill-mask\", model=\"<this folder>\")",
-              "fill(\"The function returns a [MASK].\")", "```", "",
+              "from transformers import pipeline", *use, "```", "",
               "A model this small is for learning and experiments: it knows the text it was trained on, little else.", ""]
     return "\n".join(lines)
 
 
-def save_pretrained(model: MaskedLM, tokenizer, path: str | os.PathLike, *, trained_on: str | None = None,
-                    steps: int | None = None, metrics: dict | None = None, commands: list[str] | None = None) -> Path:
+def save_pretrained(model, tokenizer, path: str | os.PathLike, *, trained_on: str | None = None, steps: int | None = None,
+                    metrics: dict | None = None, commands: list[str] | None = None, label_names: list[str] | None = None,
+                    task: str | None = None) -> Path:
     """Write a folder that ``transformers`` loads with no code of ours: ``config.json``,
     ``model.safetensors``, the tokenizer (``tokenizer.json``, ``tokenizer_config.json``, special tokens
-    named) and ``README.md`` (:func:`model_card`). Returns the folder."""
-    model.check_vocabulary(tokenizer)
+    named) and ``README.md`` (:func:`model_card`). ``model`` is a ``MaskedLM`` (``AutoModelForMaskedLM``,
+    ``pipeline("fill-mask")``) or a fine-tuned head (``AutoModelForSequenceClassification`` /
+    ``AutoModelForTokenClassification``, ``pipeline("text-classification")`` / ``"token-classification"``),
+    whose ``label_names`` become the labels the pipelines print; for a head ``trained_on`` is the
+    pretraining data, ``task`` the fine-tuning task and ``steps`` the step whose weights are kept.
+    Returns the folder."""
+    check_vocabulary(model.config, tokenizer)
     layout = export_layout(model)
+    label_names = _label_names(model, label_names)  # checked before anything is written
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{str(out)!r} is a file; give a folder to write the model into")
     out.mkdir(parents=True, exist_ok=True)
-    hf = to_transformers(model)
+    hf = to_transformers(model, label_names=label_names)
     hf.save_pretrained(out, safe_serialization=True)
     hf_tokenizer(tokenizer, model_max_length=model.config.max_len).save_pretrained(out)
     (out / "README.md").write_text(model_card(model, layout=layout, trained_on=trained_on, steps=steps, metrics=metrics,
-                                              commands=commands), encoding="utf-8")
+                                              commands=commands, label_names=label_names, task=task), encoding="utf-8")
     return out
 
 
 def run_summary(checkpoint: dict) -> dict:
-    """Steps and the last validation ``[MASK]`` loss and accuracy of a training checkpoint, for the card."""
-    history = [h for h in checkpoint.get("history", []) if "valid_mask_loss" in h]
+    """Steps, and the validation ``[MASK]`` loss and accuracy of the weights a training checkpoint
+    keeps (those of its best evaluation after early stopping, as a DAPT run keeps; of the last
+    otherwise), with the ``[MASK]`` loss of every other text it tracked (a DAPT run's general text), for the card."""
+    evals = [h for h in checkpoint.get("history", []) if "valid_mask_loss" in h]
     metrics = {}
-    if history:
-        metrics = {"[MASK] loss (nats)": float(history[-1]["valid_mask_loss"]),
-                   "[MASK] accuracy": float(history[-1]["valid_mask_accuracy"]), "at step": int(history[-1]["step"])}
+    if evals:
+        best = checkpoint.get("best_step")
+        kept = next((h for h in evals if h["step"] == best), evals[-1]) if best is not None else evals[-1]
+        metrics = {"[MASK] loss (nats)": float(kept["valid_mask_loss"]), "[MASK] accuracy": float(kept["valid_mask_accuracy"])}
+        for key in kept:
+            if key.endswith("_mask_loss") and key != "valid_mask_loss":  # another text's, e.g. "general_mask_loss"
+                metrics[f"[MASK] loss on the {key[: -len('_mask_loss')]} text (nats)"] = float(kept[key])
+        metrics["at step"] = int(kept["step"])
     return {"steps": checkpoint.get("step"), "metrics": metrics}

@@ -2,7 +2,9 @@
 
 ``checkpoint.pt`` (weights, optimizer, schedule, random state, history: everything a resumed run
 needs), ``metrics.json`` (the history), ``config.json`` (model and training settings) and
-``tokenizer.json``. Checkpoints are written atomically and read with ``weights_only=True``. The run
+``tokenizer.json``. Checkpoints are written atomically and read with ``weights_only=True``. A
+fine-tuning run (the CLI's ``finetune``) leaves ``finetuned.pt`` instead of ``checkpoint.pt`` (the
+head's weights, kind, pooling, task, label names and scores), which :func:`mlm_lessons.finetuning.load_finetuned` reads. The run
 cache keeps finished runs under ``<cache>/runs/<key>``, the key hashing everything that decides a
 run's result (:func:`run_cache_key`).
 """
@@ -19,12 +21,14 @@ import torch
 from .corpus.build import cache_dir
 from .model import EncoderConfig, MaskedLM, language_model
 
-__all__ = ["RunDir", "save_checkpoint", "load_checkpoint", "load_run", "run_cache_key", "CHECKPOINT", "METRICS", "TOKENIZER", "CONFIG"]
+__all__ = ["RunDir", "save_checkpoint", "load_checkpoint", "load_run", "run_cache_key", "CHECKPOINT", "FINETUNED", "METRICS",
+           "TOKENIZER", "CONFIG"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 TOKENIZER = "tokenizer.json"
 CONFIG = "config.json"
+FINETUNED = "finetuned.pt"
 
 #: The modules whose code decides what a run computes: editing one invalidates cached runs.
 RUN_CODE = ("tokenizer.py", "masking.py", "objective.py", "model.py", "seeding.py", "batches.py", "engine.py", "training.py")

@@ -37,7 +37,7 @@ from .rundir import CHECKPOINT, RunDir, load_checkpoint, load_run, run_cache_key
 from .seeding import SEED_OFFSET_ENV, seed_offset, set_training_seed, stream_generator, stream_seed
 
 __all__ = [
-    "TrainConfig", "PRESETS", "LAYOUTS", "preset", "pretrain", "PretrainResult", "Evaluator", "evaluate", "eval_batches", "train_rows",
+    "TrainConfig", "PRESETS", "preset", "pretrain", "PretrainResult", "Evaluator", "evaluate", "eval_batches", "train_rows",
     "FATE_KEYS", "history_metrics",
     # where they live now: engine, rundir, seeding (kept importable from here for the chapters and scripts)
     "pick_device", "peak_flops", "save_checkpoint", "load_checkpoint", "load_run", "run_cache_key", "CHECKPOINT",
@@ -133,60 +133,58 @@ class TrainConfig:
 #: training chunks packed into full rows (short docstrings would leave a padded batch half empty).
 _PRESET_RECIPE = dict(masking=dict(mask_ratio=0.4), eval_masking=dict(mask_ratio=0.15), pack=True)
 
+#: ModernBERT's layout (Warner et al. 2024), which every preset's model has and ``mlm_lessons.hf`` exports
+#: exactly: pre-LN blocks, rotary positions, a LayerNorm on the embeddings (none before block 0's
+#: attention), a GeGLU feed-forward and no biases. A GeGLU's first projection makes a value and its
+#: gate, so each preset's ``d_ff`` is two thirds of a GELU network's of the same FLOPs per token,
+#: rounded up to a multiple of 8 (``EncoderConfig.in_modernbert_layout``).
+_PRESET_LAYOUT = dict(norm="pre", positions="rope", embedding_norm=True, ffn="geglu", bias=False)
+
 #: Named set-ups: (model sizes, training settings). ``cpu-small`` is chapter 5's run on a laptop CPU,
 #: the recipe ``benchmarks/cpu_recipe.py`` chose at equal wall-clock time (``benchmarks/RESULTS.md``);
-#: the GPU presets share its position scheme and masking.
+#: the GPU presets share its layout, position scheme and masking.
 PRESETS: dict[str, tuple[dict, dict]] = {
     "cpu-small": (
         # no dropout: a few epochs of a tiny model are far from overfitting, and dropout slows it down
-        dict(max_len=64, d_model=128, n_layers=2, n_heads=4, d_ff=512, dropout=0.0, positions="rope"),
+        dict(max_len=64, d_model=128, n_layers=2, n_heads=4, d_ff=344, dropout=0.0, **_PRESET_LAYOUT),
         dict(max_steps=5200, batch_size=12, max_length=64, lr=1.4e-3, warmup_steps=520, eval_every=200, eval_sequences=256, log_every=50,
              **_PRESET_RECIPE),
     ),
     "colab-t4": (
-        dict(max_len=128, d_model=256, n_layers=4, n_heads=4, d_ff=1024, dropout=0.1, positions="rope"),
+        dict(max_len=128, d_model=256, n_layers=4, n_heads=4, d_ff=688, dropout=0.1, **_PRESET_LAYOUT),
         dict(max_steps=4000, batch_size=128, max_length=128, lr=7e-4, warmup_steps=300, eval_every=250, log_every=50, **_PRESET_RECIPE),
     ),
     "a100": (
-        dict(max_len=128, d_model=512, n_layers=8, n_heads=8, d_ff=2048, dropout=0.1, positions="rope"),
+        dict(max_len=128, d_model=512, n_layers=8, n_heads=8, d_ff=1368, dropout=0.1, **_PRESET_LAYOUT),
         dict(max_steps=6000, batch_size=256, max_length=128, lr=5e-4, warmup_steps=500, eval_every=500, log_every=50, compile=True,
              **_PRESET_RECIPE),
     ),
     "h100": (
-        dict(max_len=128, d_model=768, n_layers=12, n_heads=12, d_ff=3072, dropout=0.1, positions="rope"),
+        dict(max_len=128, d_model=768, n_layers=12, n_heads=12, d_ff=2048, dropout=0.1, **_PRESET_LAYOUT),
         dict(max_steps=6000, batch_size=256, max_length=128, lr=4e-4, warmup_steps=500, eval_every=500, log_every=50, compile=True,
              **_PRESET_RECIPE),
     ),
 }
 
 
-#: The model layouts :func:`preset` builds: the preset's own (pre-LN, rotary, normalised inside block 0,
-#: GELU, biases) or ModernBERT's, which ``mlm_lessons.hf`` exports exactly (``EncoderConfig.in_modernbert_layout``).
-LAYOUTS = ("preset", "modernbert")
-
-
-def preset(name: str, vocab_size: int, layout: str = "preset", **train_overrides) -> tuple[EncoderConfig, TrainConfig]:
+def preset(name: str, vocab_size: int, **train_overrides) -> tuple[EncoderConfig, TrainConfig]:
     """The model and training configuration of a preset, with training settings overridden.
 
-    ``layout="modernbert"`` builds the preset's model in ModernBERT's layout (embedding LayerNorm,
-    GeGLU with two thirds of ``d_ff``, no biases): the same recipe, exportable to
-    ``ModernBertForMaskedLM``. Overriding ``max_steps`` alone also scales the warm-up to the same 10%
-    of the run the presets use (a short trial run keeps the shape of its schedule); pass
-    ``warmup_steps`` to set it.
+    Every preset's model is in ModernBERT's layout, so whatever it trains exports to
+    ``ModernBertForMaskedLM`` (``mlm_lessons.hf``). Overriding ``max_steps`` alone also scales the
+    warm-up to the same 10% of the run the presets use (a short trial run keeps the shape of its
+    schedule); pass ``warmup_steps`` to set it.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; choose one of {', '.join(map(repr, LAYOUTS))} "
-                         f"('modernbert' to export the model to transformers)")
+    if "layout" in train_overrides:
+        raise ValueError(f"layout={train_overrides['layout']!r}: every preset is in ModernBERT's layout, which exports as it is; "
+                         f"for another layout build an EncoderConfig (chapter 4) and pass it to pretrain")
     model_kw, train_kw = PRESETS[name]
     train_kw = {**train_kw, **train_overrides}
     if "max_steps" in train_overrides and "warmup_steps" not in train_overrides:
         train_kw["warmup_steps"] = max(1, train_kw["max_steps"] // 10) if train_kw["max_steps"] > 1 else 0
-    model_config = EncoderConfig(vocab_size=vocab_size, **model_kw)
-    if layout == "modernbert":
-        model_config = model_config.in_modernbert_layout()
-    return model_config, TrainConfig(**train_kw)
+    return EncoderConfig(vocab_size=vocab_size, **model_kw), TrainConfig(**train_kw)
 
 
 
@@ -512,7 +510,7 @@ def _resume(run: RunDir, model, core: StepCore, offset: int, device: torch.devic
     """Load the checkpoint's weights, optimizer, schedule and random state; (step, history)."""
     ckpt = run.load(map_location=device)
     if ckpt["model_config"] != model.config.to_dict():
-        raise ValueError("the checkpoint's model configuration differs from this model's; resume with the same preset and layout")
+        raise ValueError("the checkpoint's model configuration differs from this model's; resume with the same preset and model configuration")
     if ckpt.get("stopped_at") is not None:
         raise ValueError(f"the run in {str(run.path)!r} stopped early at step {ckpt['stopped_at']}; there is nothing to resume")
     if ckpt.get("seed_offset", 0) != offset:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import mlm_lessons as mlm
 import mlm_lessons.training
 from mlm_lessons.cli import main
@@ -105,3 +107,89 @@ def test_adaptation_commands_reject_bad_input(capsys, tmp_path, general_tok):
     except SystemExit as exc:  # argparse: an unknown choice exits with status 2 and names the choices
         assert exc.code == 2
     assert "invalid choice: 'sentiment'" in capsys.readouterr().err
+
+
+def test_export_writes_every_run_the_cli_makes(capsys, tmp_path, corpora, one_thread):
+    """pretrain (tiny) -> dapt -> finetune (a sequence head with mean pooling, a token head), then each run
+    directory exported and loaded with its Auto class, with no code of ours: the same logits."""
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    from mlm_lessons.finetuning import SequenceClassifier, TokenClassifier
+    from mlm_lessons.model import EncoderConfig
+    from mlm_lessons.rundir import load_run
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_data import tiny_tokenizer_and_texts
+
+    _, paragraphs, _ = tiny_tokenizer_and_texts(n_train=300)
+    (tmp_path / "notes.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
+    runs = {name: tmp_path / name for name in ("general", "dapt", "ft-seq", "ft-tok")}
+    quick = ["--max-steps", "2", "--device", "cpu", "--quiet"]
+    assert main(["pretrain", "--paths", str(tmp_path / "notes.txt"), "--vocab-size", "200", "--out", str(runs["general"]), *quick]) == 0
+    assert main(["dapt", "--checkpoint", str(runs["general"]), "--corpus", "numpy-docs", "--out", str(runs["dapt"]),
+                 "--eval-every", "2", *quick]) == 0
+    assert main(["finetune", "--task", "torch-subpackage", "--checkpoint", str(runs["dapt"]), "--out", str(runs["ft-seq"]),
+                 "--labels-per-class", "2", "--pooling", "mean", *quick]) == 0
+    assert main(["finetune", "--task", "code-spans", "--checkpoint", str(runs["general"]), "--out", str(runs["ft-tok"]),
+                 "--labels-per-class", "2", *quick]) == 0
+    capsys.readouterr()
+
+    tok = mlm.MLMTokenizer.load(runs["general"] / "tokenizer.json")
+    texts = ["the tensor returns a new output with the same shape .", "a layer", "weight and bias of the module is the input ."]
+    batch = tok.encode_batch(texts, max_length=64)
+    mask = batch.attention_mask
+    assert len(set(mask.sum(1).tolist())) == 3  # padded rows of different lengths
+
+    def ours_of(name):
+        if name in ("general", "dapt"):
+            return load_run(runs[name])[0], transformers.AutoModelForMaskedLM, None
+        saved = mlm.training.load_checkpoint(runs[name] / "finetuned.pt")
+        config, n = EncoderConfig(**saved["model_config"]), len(saved["label_names"])
+        model = SequenceClassifier(config, n, pooling="mean") if name == "ft-seq" else TokenClassifier(config, n)
+        model.load_state_dict(saved["model"])
+        auto = transformers.AutoModelForSequenceClassification if name == "ft-seq" else transformers.AutoModelForTokenClassification
+        return model.eval(), auto, saved
+
+    cards = {}
+    for name, run in runs.items():
+        out = tmp_path / f"hub-{name}"
+        assert main(["export", "--checkpoint", str(run), "--out", str(out)]) == 0
+        ours, auto, saved = ours_of(name)
+        assert f"transformers.{auto.__name__}.from_pretrained" in capsys.readouterr().out
+        hf = auto.from_pretrained(out).eval()
+        with torch.no_grad():
+            a, b = ours(batch.input_ids, mask).logits, hf(input_ids=batch.input_ids, attention_mask=mask).logits
+        diff = (a - b).abs()
+        assert (diff if name == "ft-seq" else diff[mask.bool()]).max().item() <= 1e-4, name
+        if saved is not None:
+            assert hf.config.id2label == dict(enumerate(saved["label_names"]))
+        cards[name] = (out / "README.md").read_text()
+
+    pretrain_line, dapt_line, seq_line, tok_line = (f"python -m mlm_lessons {c}" for c in ("pretrain", "dapt", "finetune --task torch",
+                                                                                           "finetune --task code"))
+    assert "pipeline_tag: fill-mask" in cards["general"] and "data: the corpus 'files' (sha256 " in cards["general"]
+    assert "steps: 2" in cards["general"] and pretrain_line in cards["general"]
+    dapt_ckpt = mlm.training.load_checkpoint(runs["dapt"] / "checkpoint.pt")
+    kept = next(h for h in dapt_ckpt["history"] if "valid_mask_loss" in h and h["step"] == dapt_ckpt["best_step"])
+    dapt_card = cards["dapt"]
+    assert "then domain-adaptive pretraining on the corpus 'numpy-docs'" in dapt_card and "2 steps; then" in dapt_card
+    assert f"validation [MASK] loss (nats): {kept['valid_mask_loss']:.4f}" in dapt_card
+    assert f"[MASK] loss on the general text (nats): {kept['general_mask_loss']:.4f}" in dapt_card
+    assert dapt_card.index(pretrain_line) < dapt_card.index(dapt_line) < dapt_card.index("python -m mlm_lessons export")
+    seq = mlm.training.load_checkpoint(runs["ft-seq"] / "finetuned.pt")
+    card = cards["ft-seq"]
+    assert "pipeline_tag: text-classification" in card and "ModernBertForSequenceClassification" in card
+    assert "fine-tuned on: the task 'torch-subpackage'" in card and "head: the mean of the real tokens' states" in card
+    assert f"validation macro_f1: {seq['valid']['macro_f1']:.4f}" in card and f"test macro_f1: {seq['test']['macro_f1']:.4f}" in card
+    assert "labels (6): 0 `nn`, 1 `optim`" in card and "pretraining data: the corpus 'files'" in card and "numpy-docs" in card
+    assert card.index(pretrain_line) < card.index(dapt_line) < card.index(seq_line) < card.index("python -m mlm_lessons export")
+    card = cards["ft-tok"]
+    assert "pipeline_tag: token-classification" in card and "ModernBertForTokenClassification" in card
+    assert "fine-tuned on: the task 'code-spans'" in card and "test span_f1: " in card and "labels (2): 0 `prose`, 1 `code`" in card
+    assert "numpy-docs" not in card and card.index(pretrain_line) < card.index(tok_line)
+
+    assert main(["export", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "hub-x")]) == 2
+    err = capsys.readouterr().err
+    assert f"{str(tmp_path)!r} holds neither checkpoint.pt (a pretrain or dapt run) nor finetuned.pt (a finetune run)" in err
+    assert not (tmp_path / "hub-x").exists()

@@ -168,7 +168,7 @@ def test_token_classifier_shapes_and_loss():
         model(ids, mask, labels[:, :5])
 
 
-def test_from_pretrained_copies_the_encoder():
+def test_from_pretrained_copies_the_encoder_and_the_heads_transform():
     torch.manual_seed(0)
     mlm_model = MaskedLM(dataclasses.replace(tiny_config(), vocab_fingerprint="abc"))
     for kind, kwargs in ((SequenceClassifier, {"pooling": "mean"}), (TokenClassifier, {})):
@@ -176,7 +176,12 @@ def test_from_pretrained_copies_the_encoder():
         theirs, ours = mlm_model.encoder.state_dict(), head.encoder.state_dict()
         assert theirs.keys() == ours.keys() and all(torch.equal(theirs[k], ours[k]) for k in theirs)
         assert head.config.vocab_fingerprint == "abc" and head.num_labels == 3  # the vocabulary travels in the configuration
-        assert not any(k.startswith("head") for k in head.state_dict())  # the MLM head stays behind
+        # the head's transform comes along (as transformers loads ModernBERT's head.dense and head.norm); the
+        # vocabulary projection's bias stays behind, and the classifier is new
+        for name in ("head_dense", "head_ln"):
+            mine, pretrained = getattr(head, name).state_dict(), getattr(mlm_model, name).state_dict()
+            assert mine.keys() == pretrained.keys() and all(torch.equal(mine[k], pretrained[k]) for k in mine)
+        assert "head_bias" not in head.state_dict() and head.classifier.weight.shape == (3, mlm_model.config.d_model)
         before = head.encoder.tok_emb.weight.detach().clone()
         with torch.no_grad():
             mlm_model.encoder.tok_emb.weight.add_(1.0)

@@ -1,6 +1,7 @@
 """Export to Hugging Face ``transformers``: the ModernBERT layout exactly, a folder that ``transformers``
-loads with no code of ours, ``pipeline("fill-mask")`` and ``Trainer`` on it, and the CLI's ``export``.
-(BERT's layout: tests/test_model.py.)"""
+loads with no code of ours, ``pipeline("fill-mask")`` and ``Trainer`` on it, the fine-tuned heads as
+``ModernBertForSequenceClassification`` / ``ModernBertForTokenClassification`` with their pipelines,
+and the CLI's ``export``. (BERT's layout: tests/test_model.py; the CLI's whole chain: tests/test_cli.py.)"""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from mlm_lessons.cli import main  # noqa: E402
+from mlm_lessons.finetuning import SequenceClassifier, TokenClassifier  # noqa: E402
 from mlm_lessons.hf import export_layout, save_pretrained, to_transformers  # noqa: E402
 from mlm_lessons.model import EncoderConfig, MaskedLM, fill_mask  # noqa: E402
 from mlm_lessons.tokenizer import train_tokenizer  # noqa: E402
@@ -210,3 +212,164 @@ def test_flops_count_the_gated_feed_forwards_wider_up_projection():
     # one more d × d_ff matrix per layer, 2 FLOPs a weight, forward and backward (× 3)
     assert flops_per_token(gated, 32) - flops_per_token(plain, 32) == 3 * 3 * 2 * 64 * 96
     assert MaskedLM(gated).num_parameters() - MaskedLM(plain).num_parameters() == 3 * (64 * 96 + 96)
+
+
+# -- the fine-tuned heads -----------------------------------------------------------------------------
+
+#: (name, class, pooling) of each head; the sequence heads with either pooling
+HEADS = [("sequence-cls", SequenceClassifier, "cls"), ("sequence-mean", SequenceClassifier, "mean"), ("token", TokenClassifier, None)]
+LABELS = ["prose", "code", "math"]
+HF_CLASS = {SequenceClassifier: "ModernBertForSequenceClassification", TokenClassifier: "ModernBertForTokenClassification"}
+
+
+def head(kind, pooling, vocab_size=300, *, bias=False):
+    """A head on :func:`modern`'s encoder and transform, every parameter (the classifier's too) moved off its initial value."""
+    mlm = modern(vocab_size, bias=bias)
+    torch.manual_seed(2)
+    m = kind.from_pretrained(mlm, len(LABELS), **({"pooling": pooling} if pooling else {}))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return m.eval()
+
+
+def compared(ours, theirs, mask):
+    """The largest difference of two heads' logits: every row of a sequence head's, the real positions of a token head's."""
+    diff = (ours - theirs).abs()
+    return (diff[mask.bool()] if diff.dim() == 3 else diff).max().item()
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("name,kind,pooling", HEADS, ids=[h[0] for h in HEADS])
+def test_heads_export_gives_the_same_logits(name, kind, pooling, bias):
+    m = head(kind, pooling, bias=bias)
+    hf = to_transformers(m, label_names=LABELS)
+    assert type(hf).__name__ == HF_CLASS[kind]
+    assert hf.config.id2label == dict(enumerate(LABELS)) and hf.config.label2id == {n: i for i, n in enumerate(LABELS)}
+    assert hf.config.num_labels == 3 and hf.config.classifier_dropout == m.dropout.p
+    assert sum(p.numel() for p in hf.parameters()) == sum(p.numel() for p in m.parameters())
+    ids, mask = padded_batch()  # rows of 20, 12 and 5 real pieces
+    with torch.no_grad():
+        ours, theirs = m(ids, mask).logits, hf(input_ids=ids, attention_mask=mask).logits
+    assert ours.shape == theirs.shape == ((3, 3) if kind is SequenceClassifier else (3, 20, 3))
+    print(f"{name} bias={bias}: max abs logit difference {compared(ours, theirs, mask):.2e}")
+    assert compared(ours, theirs, mask) <= 1e-4
+    if kind is SequenceClassifier:  # the pooling is what the configuration says: the other one gives other logits
+        assert hf.config.classifier_pooling == pooling
+        hf.config.classifier_pooling = {"cls": "mean", "mean": "cls"}[pooling]
+        with torch.no_grad():
+            assert compared(ours, hf(input_ids=ids, attention_mask=mask).logits, mask) > 1e-3
+
+
+def test_heads_without_an_exact_transformers_twin_are_refused(tmp_path):
+    small = dict(vocab_size=100, max_len=16, d_model=32, n_layers=1, n_heads=2, d_ff=64)
+    modern_layout = dict(positions="rope", embedding_norm=True, ffn="geglu", bias=False)
+    with pytest.raises(ValueError, match=r"matches ModernBertForSequenceClassification only with .*this one needs embedding_norm=True\..*"
+                                         r"Fine-tune a model pretrained in ModernBERT's layout"):
+        export_layout(SequenceClassifier(EncoderConfig(**small, positions="rope", ffn="geglu"), 2))
+    with pytest.raises(ValueError, match=r"matches ModernBertForTokenClassification only with .*this one needs ffn='geglu'"):
+        to_transformers(TokenClassifier(EncoderConfig(**small, positions="rope", embedding_norm=True), 2))
+    bert = EncoderConfig(**small, norm="post")  # exactly BertForMaskedLM's layout, but not its heads'
+    for kind in (SequenceClassifier, TokenClassifier):
+        with pytest.raises(ValueError, match=r"is on BERT's layout \(norm='post'\).*BertForSequenceClassification classifies a tanh "
+                                             r"'pooler'.*BertForTokenClassification the encoder's states directly"):
+            to_transformers(kind(bert, 2))
+    with pytest.raises(ValueError, match=r"this SequenceClassifier's encoder is causal \(causal=True\)"):
+        export_layout(SequenceClassifier(EncoderConfig(**small, **modern_layout, causal=True), 2))
+    with pytest.raises(ValueError, match="expected an mlm_lessons MaskedLM, SequenceClassifier or TokenClassifier, got Linear"):
+        export_layout(torch.nn.Linear(2, 2))
+    m = head(TokenClassifier, None)
+    with pytest.raises(ValueError, match=r"label_names must be 3 different non-empty strings.*got \['a', 'b'\]"):
+        to_transformers(m, label_names=["a", "b"])
+    with pytest.raises(ValueError, match="label_names must be 3 different"):
+        to_transformers(m, label_names=["a", "b", "a"])
+    with pytest.raises(ValueError, match="a MaskedLM predicts its vocabulary"):
+        to_transformers(modern(), label_names=LABELS)
+    tok = train_tokenizer(TEXTS, vocab_size=120)
+    m = head(SequenceClassifier, "cls", tok.vocab_size)
+    with pytest.raises(ValueError, match="label_names must be 3 different"):
+        save_pretrained(m, tok, tmp_path / "never", label_names="abc")
+    assert not (tmp_path / "never").exists()  # checked before anything is written
+    assert to_transformers(m).config.id2label == {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}  # no names: transformers' own
+
+
+SENTENCES = ["the tensor holds the gradient", "a function returns a list of values of the loss",
+             "call backward", "the model reads the text from both sides and returns every gradient"]
+
+
+@pytest.fixture(scope="module")
+def exported_heads(tmp_path_factory):
+    """Each head on a tiny ModernBERT-layout encoder, saved as a Hugging Face folder with label names."""
+    tok = train_tokenizer(TEXTS, vocab_size=120)
+    folders = {}
+    for name, kind, pooling in HEADS:
+        m = head(kind, pooling, tok.vocab_size)
+        out = save_pretrained(m, tok, tmp_path_factory.mktemp("hub") / name, label_names=LABELS, task="toy-task", steps=7,
+                              trained_on="four sentences", metrics={"validation": {"macro_f1": 0.5}, "test": {"macro_f1": 0.25}},
+                              commands=["python make_it.py"])
+        folders[name] = (m, out)
+    return tok, folders
+
+
+@pytest.mark.parametrize("name,kind,pooling", HEADS, ids=[h[0] for h in HEADS])
+def test_head_folders_load_with_auto_classes(exported_heads, name, kind, pooling):
+    tok, folders = exported_heads
+    m, out = folders[name]
+    auto = {SequenceClassifier: transformers.AutoModelForSequenceClassification,
+            TokenClassifier: transformers.AutoModelForTokenClassification}[kind]
+    hf = auto.from_pretrained(out).eval()
+    assert type(hf).__name__ == HF_CLASS[kind] and hf.config.id2label == dict(enumerate(LABELS))
+    hf_tok = transformers.AutoTokenizer.from_pretrained(out)
+    batch = hf_tok(SENTENCES, padding=True, truncation=True, return_tensors="pt")
+    ours_batch = tok.encode_batch(SENTENCES, max_length=m.config.max_len)
+    assert torch.equal(batch["input_ids"], ours_batch.input_ids)
+    assert len(set(batch["attention_mask"].sum(1).tolist())) == len(SENTENCES)  # rows of different lengths, padded
+    with torch.no_grad():
+        ours, theirs = m(ours_batch.input_ids, ours_batch.attention_mask).logits, hf(**batch).logits
+    print(f"{name} from the folder: max abs logit difference {compared(ours, theirs, ours_batch.attention_mask):.2e}")
+    assert compared(ours, theirs, ours_batch.attention_mask) <= 1e-4
+
+
+@pytest.mark.parametrize("name", ["sequence-cls", "sequence-mean"])
+def test_text_classification_pipeline_gives_our_top_label(exported_heads, name):
+    tok, folders = exported_heads
+    m, out = folders[name]
+    classify = transformers.pipeline("text-classification", model=str(out), device="cpu")
+    answers = classify(SENTENCES)
+    batch = tok.encode_batch(SENTENCES, max_length=m.config.max_len)
+    with torch.no_grad():
+        probs = m(batch.input_ids, batch.attention_mask).logits.softmax(-1)
+    for answer, p in zip(answers, probs):
+        assert answer["label"] == LABELS[int(p.argmax())]
+        assert math.isclose(answer["score"], float(p.max()), rel_tol=1e-4)
+
+
+def test_token_classification_pipeline_labels_each_piece_as_we_do(exported_heads):
+    tok, folders = exported_heads
+    m, out = folders["token"]
+    tag = transformers.pipeline("token-classification", model=str(out), device="cpu")
+    for text in SENTENCES[:2]:
+        pieces = tag(text)
+        batch = tok.encode_batch([text], max_length=m.config.max_len)
+        with torch.no_grad():
+            logits = m(batch.input_ids, batch.attention_mask).logits[0]
+        assert [p["index"] for p in pieces] == list(range(1, int(batch.attention_mask.sum()) - 1))  # every piece, no specials
+        assert [p["entity"] for p in pieces] == [LABELS[int(logits[p["index"]].argmax())] for p in pieces]
+
+
+def test_head_cards_name_the_task_the_labels_and_the_pipeline(exported_heads):
+    _, folders = exported_heads
+    for name, kind, pooling in HEADS:
+        m, out = folders[name]
+        card = (out / "README.md").read_text()
+        tag = "text-classification" if kind is SequenceClassifier else "token-classification"
+        assert f"pipeline_tag: {tag}" in card and HF_CLASS[kind] in card and f'pipeline("{tag}", model="<this folder>")' in card
+        assert "labels (3): 0 `prose`, 1 `code`, 2 `math`" in card and "fine-tuned on: the task 'toy-task'" in card
+        assert "validation macro_f1: 0.5000" in card and "test macro_f1: 0.2500" in card and "pretraining data: four sentences" in card
+        assert "python make_it.py" in card and f"{sum(p.numel() for p in m.parameters()):,} parameters" in card
+        if pooling:
+            assert {"cls": "head: the [CLS] state", "mean": "head: the mean of the real tokens' states"}[pooling] in card
+    tok, (m, out) = exported_heads[0], folders["token"]
+    card = (save_pretrained(m, tok, out.parent / "bare-token") / "README.md").read_text()
+    assert "labels (3): 0 `LABEL_0`, 1 `LABEL_1`, 2 `LABEL_2`" in card and "fine-tuned on: not recorded" in card
+    assert "pretraining data: not recorded" in card and "validation and test scores: not recorded" in card

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,26 +66,21 @@ def test_presets():
         assert train_config.pack  # short docstrings: packed rows instead of padding
 
 
-def test_preset_in_modernberts_layout_keeps_the_recipe_and_the_budget():
+def test_every_preset_is_in_modernberts_layout_at_the_budget_of_its_gelu_twin():
     from mlm_lessons.hf import export_layout
-    from mlm_lessons.model import MaskedLM, flops_per_token
+    from mlm_lessons.model import EncoderConfig, MaskedLM, flops_per_token
 
+    gelu_d_ff = {"cpu-small": 512, "colab-t4": 1024, "a100": 2048, "h100": 3072}  # the presets' earlier GELU networks
     for name in PRESETS:
-        plain, train_config = preset(name, 8000)
-        modern, same_training = preset(name, 8000, layout="modernbert")
-        assert same_training == train_config
-        assert (modern.embedding_norm, modern.ffn, modern.bias) == (True, "geglu", False)
-        assert (modern.d_model, modern.n_layers, modern.n_heads, modern.positions) == (plain.d_model, plain.n_layers, plain.n_heads, "rope")
-        assert modern.d_ff % 8 == 0 and 2 * plain.d_ff / 3 <= modern.d_ff < 2 * plain.d_ff / 3 + 8
-        ratio = flops_per_token(modern, 128) / flops_per_token(plain, 128)
+        modern, _ = preset(name, 8000)
+        assert (modern.norm, modern.positions, modern.embedding_norm, modern.ffn, modern.bias) == ("pre", "rope", True, "geglu", False)
+        assert export_layout(MaskedLM(modern)) == "modernbert"  # whatever a preset trains leaves the book
+        gelu = EncoderConfig(**{**modern.to_dict(), "embedding_norm": False, "ffn": "gelu", "bias": True, "d_ff": gelu_d_ff[name]})
+        assert gelu.in_modernbert_layout() == modern  # two thirds of the GELU width, rounded up to a multiple of 8
+        ratio = flops_per_token(modern, 128) / flops_per_token(gelu, 128)
         assert 0.98 < ratio < 1.02, (name, ratio)  # about the same compute per token
-    plain, _ = preset("cpu-small", 8000)
-    modern, _ = preset("cpu-small", 8000, layout="modernbert")
-    assert modern.d_ff == 344
-    assert export_layout(MaskedLM(modern)) == "modernbert"
-    with pytest.raises(ValueError, match="needs embedding_norm=True, ffn='geglu'.*layout='modernbert'"):
-        export_layout(MaskedLM(plain))
-    with pytest.raises(ValueError, match="unknown layout 'bert'; choose one of 'preset', 'modernbert'"):
+    assert preset("cpu-small", 8000)[0].d_ff == 344
+    with pytest.raises(ValueError, match="layout='bert': every preset is in ModernBERT's layout.*build an EncoderConfig"):
         preset("cpu-small", 8000, layout="bert")
 
 
@@ -336,23 +332,18 @@ def test_cli_pretrain_and_fill_mask(tmp_path, capsys):
     capsys.readouterr()
     assert main(["fill-mask", "--checkpoint", str(out), "Return a new [MASK] with the same size.", "--top-k", "3"]) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith("[MASK] #1: ") and line.count("(") == 3
+    assert line.startswith("[MASK] #1: ") and len(re.findall(r"\(\d\.\d{3}\)", line)) == 3  # three pieces, each with its probability
     assert main(["fill-mask", "--checkpoint", str(tmp_path / "none"), "a [MASK]"]) == 2
     made_by = json.loads((out / "made_by.json").read_text())  # what an exported model's card quotes
     assert made_by["corpus"] == "numpy-docs" and len(made_by["commands"]) == 2
     assert made_by["commands"][1].startswith("python -m mlm_lessons pretrain --corpus numpy-docs --max-steps 2") and "--resume" in made_by["commands"][1]
-    # the cpu-small preset normalises inside block 0: no transformers class matches it, and export says so
-    assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "hub")]) == 2
-    assert "needs embedding_norm=True, ffn='geglu'" in capsys.readouterr().err and not (tmp_path / "hub").exists()
-    # the same preset in ModernBERT's layout exports, and a resume must keep the layout
-    modern = tmp_path / "modern"
-    assert main(["pretrain", "--corpus", "numpy-docs", "--max-steps", "2", "--out", str(modern), "--quiet", "--device", "cpu",
-                 "--layout", "modernbert"]) == 0
-    assert main(["pretrain", "--corpus", "numpy-docs", "--max-steps", "3", "--out", str(modern), "--quiet", "--resume"]) == 2
-    assert "differs from this model's; resume with the same preset and layout" in capsys.readouterr().err
-    assert main(["export", "--checkpoint", str(modern), "--out", str(tmp_path / "hub")]) == 0
+    # the preset's model is in ModernBERT's layout: the run exports as it is
+    assert main(["export", "--checkpoint", str(out), "--out", str(tmp_path / "hub")]) == 0
     assert json.loads((tmp_path / "hub" / "config.json").read_text())["architectures"] == ["ModernBertForMaskedLM"]
     assert "pretrain --corpus numpy-docs --max-steps 2" in (tmp_path / "hub" / "README.md").read_text()
+    with pytest.raises(SystemExit):  # the option is gone: every preset has the layout
+        main(["pretrain", "--corpus", "numpy-docs", "--max-steps", "2", "--out", str(tmp_path / "r3"), "--quiet", "--layout", "modernbert"])
+    assert "unrecognized arguments: --layout modernbert" in capsys.readouterr().err
     assert main(["pretrain", "--corpus", "numpy-docs", "--out", str(tmp_path / "r2"), "--resume", "--quiet"]) == 2
 
 
