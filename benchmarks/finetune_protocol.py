@@ -30,6 +30,7 @@ from mlm_lessons.comparison import bag_of_words, lr_protocol, mean_std, paired
 from mlm_lessons.finetuning import FinetuneConfig, build_model, finetune, main_metric
 from mlm_lessons.model import EncoderConfig
 from mlm_lessons.tasks import load_task
+from mlm_lessons.teaching.claims import model_record
 
 LRS = (1e-3, 2e-3, 4e-3, 8e-3)
 #: labels per class -> the fine-tuning settings of that budget (chapter 8's)
@@ -59,7 +60,8 @@ def main() -> None:
     few = args.budgets == "few"
     out = Path(args.out or f"benchmarks/results/finetune_protocol{'' if few else '_all'}.json")
     record = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-              "torch": torch.__version__, "seeds": seeds, "runs": [], "chosen": [], "bag_of_words": []}
+              "torch": torch.__version__, "model": model_record(models.general.model.config), "seeds": seeds, "runs": [], "chosen": [],
+              "bag_of_words": []}
     if not few:  # every label: the rate chosen with 50 labels per class (too slow to sweep)
         few_record = json.loads(Path("benchmarks/results/finetune_protocol.json").read_text())
         chosen_50 = {(c["task"], c["pooling"], c["init"]): c["lr"] for c in few_record["chosen"] if c["budget"] == "50"}

@@ -73,3 +73,22 @@ def test_a_note_records_a_number_without_judging_it():
     assert claims.recorded() == [{"name": "rise difference", "value": -0.02, "above": None, "below": None, "holds": None}]
     with pytest.raises(ValueError, match="the value must be a number, got NoneType"):
         claims.note("rise difference", None)
+
+
+def test_same_model_compares_a_stored_record_with_the_model_that_would_train_now():
+    import json
+
+    from mlm_lessons.model import EncoderConfig
+    from mlm_lessons.teaching.claims import model_record, same_model
+
+    config = EncoderConfig(vocab_size=300, d_model=32, n_heads=2, n_layers=1, d_ff=64, positions="rope", vocab_fingerprint="abc")
+    stored = json.loads(json.dumps({"model": model_record(config)}))  # as a benchmark writes it, and a chapter reads it
+    assert "vocab_fingerprint" not in stored["model"]
+    assert same_model(stored, config)
+    assert same_model(stored, EncoderConfig(**{**config.to_dict(), "vocab_fingerprint": "other"}))  # the same text, retrained
+    assert not same_model(stored, EncoderConfig(**{**config.to_dict(), "embedding_norm": True}))  # another layout
+    assert not same_model({"command": "an older record"}, config)  # no model recorded: not comparable
+    with pytest.raises(ValueError, match="stored benchmark record"):
+        same_model([], config)
+    with pytest.raises(ValueError, match="model configuration"):
+        model_record({"d_model": 32})

@@ -13,6 +13,10 @@ measurement script can read back how far each run was from failing.
 
 ``MLM_LESSONS_CLAIMS=record`` records without raising: a measurement run then sees every claim of
 a chapter, failing ones included, instead of stopping at the first.
+
+A chapter that re-runs one run of a stored benchmark compares the two only when the benchmark trained
+the same model: the benchmark records its model (:func:`model_record`) and the chapter asks
+:func:`same_model` first.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 
-__all__ = ["claim", "note", "recorded", "reset", "CLAIMS_ENV"]
+__all__ = ["claim", "note", "recorded", "reset", "model_record", "same_model", "CLAIMS_ENV"]
 
 #: ``record``: note failing claims instead of raising (for measurement runs).
 CLAIMS_ENV = "MLM_LESSONS_CLAIMS"
@@ -81,3 +85,20 @@ def recorded() -> list[dict]:
 def reset() -> None:
     """Forget the recorded claims (a measurement run calls it between chapters)."""
     _RECORD.clear()
+
+
+def model_record(config) -> dict:
+    """What a stored benchmark records of the model it trained: ``config`` (an ``EncoderConfig``) as a
+    dict, without the vocabulary's fingerprint (a tokenizer retrained on the same text has the same one,
+    and the vocabulary size stays)."""
+    if not hasattr(config, "to_dict"):
+        raise ValueError(f"model_record takes a model configuration (EncoderConfig), got {type(config).__name__}")
+    return {k: v for k, v in config.to_dict().items() if k != "vocab_fingerprint"}
+
+
+def same_model(stored: dict, config) -> bool:
+    """Whether the stored benchmark record ``stored`` was made with ``config``'s model (layout and
+    sizes). A record that names no model is not comparable: it predates the record of models."""
+    if not isinstance(stored, dict):
+        raise ValueError(f"same_model takes a stored benchmark record (a dict), got {type(stored).__name__}")
+    return stored.get("model") == model_record(config)
