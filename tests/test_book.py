@@ -285,6 +285,31 @@ def test_the_guard_fails_a_checked_output_of_a_trained_model(tmp_path, monkeypat
     assert code == 0 and "3 passed" in out, out
 
 
+def test_a_failing_claim_fails_under_pytest_and_is_a_note_for_a_reader(tmp_path, monkeypatch):
+    """``book/conftest.py`` makes a hidden claim that does not hold fail its cell under pytest; the same
+    notebook run as a reader runs it (``jupyter execute``, no pytest) prints a note and goes on."""
+    import shutil
+    import subprocess
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    shutil.copy(BOOK / "conftest.py", tmp_path / "conftest.py")
+    cells = ["from mlm_lessons.teaching.claims import claim", "claim('the margin the text needs', 0.1, above=0.2)",
+             "print('the chapter goes on')"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    monkeypatch.delenv("MLM_LESSONS_CLAIMS", raising=False)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = ["".join(o.get("text", "")) for cell in nb.cells for o in cell.outputs]
+    assert any(o.startswith("Note: the text above rests on 'the margin the text needs' being above 0.2") for o in outputs), outputs
+    assert outputs[-1] == "the chapter goes on\n"
+    nbformat.write(nb, tmp_path / "claims.ipynb")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax", "-q", "claims.ipynb"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert proc.returncode == 1 and "1 failed, 2 passed" in proc.stdout and "does not hold: 0.1 is not above 0.2" in proc.stdout, proc.stdout[-3000:]
+
+
 def test_the_guard_shifts_the_seeds_the_package_reads():
     import importlib.util
 
