@@ -10,7 +10,8 @@ every seed; the rate with the best mean *validation* score is chosen (when the b
 of the grid, the grid is widened by a factor of two on that side, at most twice). Test scores are
 stored for every run but reported only at the chosen rate. A seed fixes the label subsample, the
 head's initialisation and the example order, the same for every initialisation: the comparisons
-are paired. Writes ``benchmarks/results/finetune_protocol[_all].json`` and prints the tables.
+are paired. ``--resume FILE`` keeps the runs of an earlier call (same model and seeds) found in FILE.
+Writes ``benchmarks/results/finetune_protocol[_all].json`` and prints the tables.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--budgets", choices=("few", "all"), default="few")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--resume", default=None, metavar="FILE", help="keep the runs already in this results file")
     args = parser.parse_args()
     start = time.perf_counter()
     models = adapted_models(dapt_steps=800, extend=300)
@@ -65,8 +67,17 @@ def main() -> None:
     if not few:  # every label: the rate chosen with 50 labels per class (too slow to sweep)
         few_record = json.loads(Path("benchmarks/results/finetune_protocol.json").read_text())
         chosen_50 = {(c["task"], c["pooling"], c["init"]): c["lr"] for c in few_record["chosen"] if c["budget"] == "50"}
+    done = {}
+    if args.resume:  # runs are seeded, so a run of an earlier call with the same model and seeds is the same run
+        earlier = json.loads(Path(args.resume).read_text())
+        if (earlier["model"], earlier["seeds"]) == (record["model"], record["seeds"]):
+            done = {(r["task"], r["budget"], r["pooling"], r["init"], r["lr"], r["seed"]): r for r in earlier["runs"]}
+        print(f"resuming: {len(done)} runs kept from {args.resume}", flush=True)
 
     def run(task_name, budget, pooling, init_name, lr, seed):
+        if (task_name, budget, pooling, init_name, lr, seed) in done:
+            record["runs"].append(done[(task_name, budget, pooling, init_name, lr, seed)])
+            return record["runs"][-1]
         per_class, config = BUDGETS[budget]
         task = tasks[task_name].subsample(per_class, seed=seed)
         model = build_model(task, inits[init_name], pooling=pooling or "cls", seed=seed)
