@@ -119,3 +119,35 @@ def test_same_model_compares_a_stored_record_with_the_model_that_would_train_now
         same_model([], config)
     with pytest.raises(ValueError, match="model configuration"):
         model_record({"d_model": 32})
+
+
+@pytest.mark.slow
+def test_a_stored_run_is_compared_only_where_a_run_here_can_reproduce_it(corpora, monkeypatch, capsys):
+    from mlm_lessons.model import EncoderConfig
+    from mlm_lessons.teaching.claims import agrees_with_stored, comparable, environment_record, model_record
+
+    env = environment_record(("python-docs", "pytorch-docs"))
+    assert env["corpora"] == {name: corpora[name].sha256()[:16] for name in ("python-docs", "pytorch-docs")}
+    assert env["torch"] == torch.__version__ and env["device"] in ("cpu", "cuda", "mps")
+    config = EncoderConfig(vocab_size=300, d_model=32, n_heads=2, n_layers=1, d_ff=64, positions="rope")
+    stored = {"model": model_record(config), "environment": env}
+    assert comparable(stored, config) is None
+    other_text = {**stored, "environment": {**env, "corpora": {**env["corpora"], "pytorch-docs": "0" * 16}}}
+    assert comparable(other_text, config).startswith("pytorch-docs here is another text")
+    other_device = {**stored, "environment": {**env, "device": "cuda" if env["device"] != "cuda" else "cpu"}}
+    assert "this machine trains on" in comparable(other_device, config)
+    assert comparable({"model": model_record(config)}, config) == "the stored record does not say which corpora and device it used"
+    assert comparable({**stored, "model": {}}, config) == "the stored runs trained another model"
+
+    agrees_with_stored("seed 0", {"general": (0.640, 0.645)}, tolerance=0.02, stored=stored, config=config)
+    assert claims.recorded()[-1]["name"] == "seed 0, general: |run here − stored run|" and claims.recorded()[-1]["holds"]
+    with pytest.raises(AssertionError, match="does not hold"):
+        agrees_with_stored("seed 0", {"general": (0.58, 0.645)}, tolerance=0.02, stored=stored, config=config)
+    before = len(claims.recorded())
+    agrees_with_stored("seed 0", {"general": (0.58, 0.645)}, tolerance=0.02, stored=other_text, config=config)
+    assert capsys.readouterr().out.startswith("(Not compared with the stored benchmark: pytorch-docs here is another text")
+    assert len(claims.recorded()) == before  # nothing checked
+    monkeypatch.setenv("MLM_LESSONS_SEED_OFFSET", "1")
+    assert comparable(stored, config) == "this run trains with seed offset 1, the stored runs with 0"
+    with pytest.raises(ValueError, match="no \\(run here, stored\\) pairs"):
+        agrees_with_stored("seed 0", {}, tolerance=0.02, stored=stored, config=config)

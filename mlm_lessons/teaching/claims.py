@@ -21,9 +21,9 @@ What a claim that does not hold does depends on who runs the chapter (``MLM_LESS
 - ``record`` – go on silently: a measurement run (``benchmarks/notebook_spread.py``) sees every claim
   of a chapter, failing ones included, and reads them back with :func:`recorded`.
 
-A chapter that re-runs one run of a stored benchmark compares the two only when the benchmark trained
-the same model: the benchmark records its model (:func:`model_record`) and the chapter asks
-:func:`same_model` first.
+A chapter that re-runs one run of a stored benchmark compares the two (:func:`agrees_with_stored`)
+only where they can agree: seed offset 0, the same model (:func:`model_record`), the same corpora and
+the same kind of device (:func:`environment_record`). Elsewhere it says in one line why it did not.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ import math
 import os
 import sys
 
-__all__ = ["claim", "note", "recorded", "reset", "model_record", "same_model", "CLAIMS_ENV", "MODES"]
+__all__ = ["claim", "note", "recorded", "reset", "model_record", "same_model", "environment_record", "comparable",
+           "agrees_with_stored", "CLAIMS_ENV", "MODES"]
 
 #: ``check`` (raise), ``note`` (print a note and go on) or ``record`` (go on silently).
 CLAIMS_ENV = "MLM_LESSONS_CLAIMS"
@@ -125,3 +126,59 @@ def same_model(stored: dict, config) -> bool:
     if not isinstance(stored, dict):
         raise ValueError(f"same_model takes a stored benchmark record (a dict), got {type(stored).__name__}")
     return stored.get("model") == model_record(config)
+
+
+def environment_record(corpora=("python-docs", "pytorch-docs", "numpy-docs")) -> dict:
+    """What a stored benchmark records of where it ran: the Python and torch versions, the kind of device
+    the chapters train on here (``cuda``, ``mps`` or ``cpu``) and the fingerprint of each corpus it read.
+    The corpora are built from the installed documentation, so another Python or torch can mean
+    another text."""
+    import platform
+
+    import torch
+
+    from ..corpus import load_corpus
+    from ..engine import pick_device
+
+    names = [corpora] if isinstance(corpora, str) else list(corpora)
+    if not names:
+        raise ValueError("environment_record needs the names of the corpora the benchmark read, e.g. ('python-docs',)")
+    return {"python": platform.python_version(), "torch": torch.__version__, "device": pick_device("auto").type,
+            "corpora": {name: load_corpus(name).sha256()[:16] for name in names}}
+
+
+def comparable(stored: dict, config) -> str | None:
+    """``None`` when a run here can reproduce the stored benchmark's seed-0 run; otherwise the reason
+    it cannot: another seed offset, another model, another corpus, another kind of device."""
+    from ..seeding import seed_offset
+
+    if seed_offset() != 0:
+        return f"this run trains with seed offset {seed_offset()}, the stored runs with 0"
+    if not same_model(stored, config):
+        return "the stored runs trained another model"
+    env = stored.get("environment")
+    if not isinstance(env, dict) or "corpora" not in env:
+        return "the stored record does not say which corpora and device it used"
+    here = environment_record(tuple(env["corpora"]))
+    differ = [name for name, sha in env["corpora"].items() if here["corpora"][name] != sha]
+    if differ:
+        return (f"{', '.join(differ)} here is another text than the stored runs read (built from the documentation "
+                f"installed with this Python and PyTorch)")
+    if here["device"] != env["device"]:
+        return f"the stored runs trained on {env['device']}, this machine trains on {here['device']}"
+    return None
+
+
+def agrees_with_stored(name: str, pairs: dict, *, tolerance: float, stored: dict, config) -> None:
+    """Claim that each run here equals its stored twin: ``pairs`` maps a label to (value here, stored
+    value), and each absolute difference must stay below ``tolerance`` (the arithmetic of another
+    machine). Where the two cannot agree (:func:`comparable`), prints one line saying why and checks
+    nothing."""
+    if not pairs:
+        raise ValueError(f"agrees_with_stored {name!r}: no (run here, stored) pairs to compare")
+    reason = comparable(stored, config)
+    if reason is not None:
+        print(f"(Not compared with the stored benchmark: {reason}.)")
+        return
+    for label, (here, then) in pairs.items():
+        claim(f"{name}, {label}: |run here − stored run|", abs(float(here) - float(then)), below=tolerance)
