@@ -29,7 +29,7 @@ from bidirectional_tasks import chapter9_models
 from mlm_lessons.adaptation import adapted_models
 from mlm_lessons.comparison import lr_protocol, mean_std, paired
 from mlm_lessons.retrieval import ContrastiveConfig, contrastive_finetune, retrieval_metrics, summary_task
-from mlm_lessons.teaching.claims import model_record
+from mlm_lessons.teaching.claims import environment_record, model_record
 from retrieval_grid import CONFIG, LRS, SEEDS, chosen_runs
 
 OUT = Path("benchmarks/results/bidirectional_retrieval.json")
@@ -50,7 +50,7 @@ def main() -> None:
     task = summary_task()
     models = {"masked LM": masked, "causal LM": causal}
     record = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-              "torch": torch.__version__, "model": model_record(masked.config),
+              "torch": torch.__version__, "model": model_record(masked.config), "environment": environment_record(),
               "pairs": {s: len(task.split(s)) for s in ("train", "valid", "test")},
               "config": CONFIG.to_dict(), "seeds": list(SEEDS), "zero_shot": [], "contrastive": [], "chosen": []}
     for split in ("valid", "test"):

@@ -29,7 +29,7 @@ from mlm_lessons.finetuning import FinetuneConfig, build_model, finetune, main_m
 from mlm_lessons.masking import MaskingConfig
 from mlm_lessons.model import EncoderConfig
 from mlm_lessons.tasks import load_task
-from mlm_lessons.teaching.claims import model_record
+from mlm_lessons.teaching.claims import environment_record, model_record
 from mlm_lessons.training import preset, pretrain
 
 LRS = {False: (1e-3, 2e-3, 4e-3, 8e-3), True: (4e-3, 8e-3, 1.6e-2, 3.2e-2)}  # fine-tuned, probed (the head alone)
@@ -56,7 +56,7 @@ def main() -> None:
     inits = {"from scratch": EncoderConfig(**masked.config.to_dict()), "masked LM": masked, "causal LM": causal}
     tasks = {name: load_task(name) for name in ("torch-subpackage", "code-spans")}
     record = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-              "torch": torch.__version__, "model": model_record(masked.config), "seeds": SEEDS, "runs": [], "chosen": []}
+              "torch": torch.__version__, "model": model_record(masked.config), "environment": environment_record(), "seeds": SEEDS, "runs": [], "chosen": []}
     out = Path("benchmarks/results/bidirectional_tasks.json")
     for task_name, frozen in SETTINGS:
         metric = main_metric(tasks[task_name])

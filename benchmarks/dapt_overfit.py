@@ -29,7 +29,7 @@ from mlm_lessons.adaptation import OVERFIT, adapted_models, overfit_runs
 from mlm_lessons.comparison import finetune_with_protocol, mean_std, paired
 from mlm_lessons.finetuning import FinetuneConfig
 from mlm_lessons.tasks import load_task
-from mlm_lessons.teaching.claims import model_record
+from mlm_lessons.teaching.claims import environment_record, model_record
 
 LRS = (1e-3, 2e-3, 4e-3)
 #: (task, labels per class, fine-tuning settings): chapter 8's budgets, mean pooling
@@ -48,7 +48,7 @@ def main() -> None:
     runs = overfit_runs(models.general.model, models.tokenizer, models.config)
     evaluations = [{k: h[k] for k in ("step", "valid_mask_loss", "general_mask_loss")} for h in runs.last.evaluations()]
     record = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-              "torch": torch.__version__, "model": model_record(models.general.model.config), "settings": dataclasses.asdict(OVERFIT),
+              "torch": torch.__version__, "model": model_record(models.general.model.config), "environment": environment_record(), "settings": dataclasses.asdict(OVERFIT),
               "best_step": runs.kept.best_step,
               "stopped_at": runs.kept.stopped_at, "evaluations": evaluations, "pretraining_seconds": time.perf_counter() - start,
               "seeds": list(range(args.seeds)), "results": []}

@@ -31,7 +31,7 @@ from mlm_lessons.comparison import bag_of_words, lr_protocol, mean_std, paired
 from mlm_lessons.finetuning import FinetuneConfig, build_model, finetune, main_metric
 from mlm_lessons.model import EncoderConfig
 from mlm_lessons.tasks import load_task
-from mlm_lessons.teaching.claims import model_record
+from mlm_lessons.teaching.claims import environment_record, model_record
 
 LRS = (1e-3, 2e-3, 4e-3, 8e-3)
 #: labels per class -> the fine-tuning settings of that budget (chapter 8's)
@@ -62,7 +62,7 @@ def main() -> None:
     few = args.budgets == "few"
     out = Path(args.out or f"benchmarks/results/finetune_protocol{'' if few else '_all'}.json")
     record = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-              "torch": torch.__version__, "model": model_record(models.general.model.config), "seeds": seeds, "runs": [], "chosen": [],
+              "torch": torch.__version__, "model": model_record(models.general.model.config), "environment": environment_record(), "seeds": seeds, "runs": [], "chosen": [],
               "bag_of_words": []}
     if not few:  # every label: the rate chosen with 50 labels per class (too slow to sweep)
         few_record = json.loads(Path("benchmarks/results/finetune_protocol.json").read_text())

@@ -29,7 +29,7 @@ from mlm_lessons.adaptation import adapted_models
 from mlm_lessons.comparison import choose_lr, mean_std, paired
 from mlm_lessons.model import MaskedLM
 from mlm_lessons.retrieval import ContrastiveConfig, bm25_scores, contrastive_finetune, rank_metrics, retrieval_metrics, summary_task
-from mlm_lessons.teaching.claims import model_record
+from mlm_lessons.teaching.claims import environment_record, model_record
 
 LRS = (3e-4, 1e-3, 3e-3)
 SEEDS = (0, 1, 2)
@@ -51,7 +51,7 @@ def main() -> None:
                 "DAPT": models.dapt.model, "¬DAPT": models.control.model}
     task = summary_task()
     record = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-              "torch": torch.__version__, "model": model_record(models.general.model.config),
+              "torch": torch.__version__, "model": model_record(models.general.model.config), "environment": environment_record(),
               "pairs": {s: len(task.split(s)) for s in ("train", "valid", "test")},
               "config": CONFIG.to_dict(), "seeds": list(SEEDS), "zero_shot": [], "contrastive": [], "chosen": []}
     for split in ("valid", "test"):
