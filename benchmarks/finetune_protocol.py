@@ -72,7 +72,9 @@ def main() -> None:
         earlier = json.loads(Path(args.resume).read_text())
         if (earlier["model"], earlier["seeds"]) == (record["model"], record["seeds"]):
             done = {(r["task"], r["budget"], r["pooling"], r["init"], r["lr"], r["seed"]): r for r in earlier["runs"]}
-        print(f"resuming: {len(done)} runs kept from {args.resume}", flush=True)
+        print(f"resuming: {len(done)} runs kept from an earlier call", flush=True)
+        record["command"] = record["command"].replace(f" --resume {args.resume}", "")  # the runs are the command's, not the file's
+        record["resumed_runs"] = len(done)
 
     def run(task_name, budget, pooling, init_name, lr, seed):
         if (task_name, budget, pooling, init_name, lr, seed) in done:
