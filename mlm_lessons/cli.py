@@ -50,6 +50,8 @@ def _data_of(made_by: dict) -> str | None:
 def _corpus_from_args(args) -> Corpus:
     if args.paths:
         return load_corpus(paths=args.paths)
+    if args.corpus in CORPUS_NAMES:
+        return load_corpus(args.corpus, rebuild=getattr(args, "rebuild", False), documents=getattr(args, "documents", "book"))
     return load_corpus(args.corpus, rebuild=getattr(args, "rebuild", False))
 
 
@@ -66,14 +68,25 @@ def _add_corpus_source(p: argparse.ArgumentParser, positional: bool = False) -> 
 def cmd_corpus(args) -> int:
     if not args.corpus and not args.paths:
         names = CORPUS_NAMES
-        corpora = [load_corpus(n, rebuild=args.rebuild) for n in names]
+        corpora = [load_corpus(n, rebuild=args.rebuild, documents=args.documents) for n in names]
     else:
         corpora = [_corpus_from_args(args)]
+    if args.write_manifests:
+        from .corpus.manifest import write_manifest
+
+        for c in corpora:
+            if c.name not in CORPUS_NAMES:
+                raise ValueError(f"--write-manifests writes the manifests of {', '.join(CORPUS_NAMES)}, not of {c.name!r}")
+            print(f"wrote {write_manifest(c.name)}")
+        return 0
     rows = [c.stats().as_row() for c in corpora]
     if args.json:
         print(json.dumps([{**r, "sha256": c.stats().sha256} for r, c in zip(rows, corpora)], indent=2))
     else:
         print(Table(rows))
+        for c in corpora:
+            if c.manifest_report() is not None:
+                print(c.manifest_report().sentence())
     if args.write:
         out = Path(args.write)
         for c in corpora:
@@ -303,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="ignore the cache and harvest again")
     p.add_argument("--json", action="store_true", help="print statistics as JSON, with the full sha256")
     p.add_argument("--write", metavar="DIR", help="also write train/valid/test.txt, one document per line")
+    p.add_argument("--documents", choices=("book", "installed"), default="book",
+                   help="the book's documents where still installed (default), or every installed document")
+    p.add_argument("--write-manifests", action="store_true",
+                   help="for maintainers: write the package's manifests of the book's documents from the corpora built here")
     p.set_defaults(func=cmd_corpus)
 
     p = sub.add_parser("tokenizer", help="train a WordPiece tokenizer on a corpus's train split")

@@ -176,6 +176,8 @@ def test_own_files_become_paragraph_documents(tmp_path):
         ({"name": "python-docs", "test_fraction": -0.1}, r"test_fraction must be in \[0, 1\), got -0.1"),
         ({"name": "python-docs", "min_words": 0}, r"min_words must be a positive int, got 0"),
         ({"texts": ["a"], "paths": ["b"]}, r"either paths= or texts="),
+        ({"name": "numpy-docs", "documents": "all"}, r"documents='all' must be 'book' .* or 'installed'"),
+        ({"name": "numpy-docs", "min_words": 4}, r"chosen with min_words=5, not 4; pass documents='installed'"),
     ],
 )
 def test_bad_input_is_a_clear_value_error(kwargs, message):
@@ -225,3 +227,62 @@ def test_importing_the_corpus_code_does_not_import_torch():
     program = "import sys, mlm_lessons, mlm_lessons.corpus._worker; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _doc(name, text, obj):
+    return mlm.Document(text, "numpy-docs", "numpy", obj, "function")
+
+
+def test_the_manifest_keeps_the_books_documents_where_installed(tmp_path, monkeypatch):
+    """Another release of the documented package: the book's documents stay where they are unchanged,
+    edited ones are taken as installed, new ones are left out, and every count is reported."""
+    from mlm_lessons.corpus import manifest as mf
+
+    monkeypatch.setenv("MLM_LESSONS_CACHE", str(tmp_path))
+    book_docs = [_doc("numpy-docs", f"the book's text of function number {i}, long enough to keep", f"f{i}") for i in range(6)]
+    book = corpus_build.make_corpus("numpy-docs", book_docs, 0.05, 0.05, {})
+    manifest = mf.manifest_of(book, {"numpy": "1.0"})
+    monkeypatch.setattr(corpus_build, "load_manifest", lambda name: manifest)
+    installed = {"docs": book_docs}
+
+    def fake_build(name, min_words, out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        corpus_build.write_documents(installed["docs"], {}, str(out))
+
+    monkeypatch.setattr(corpus_build, "_build_in_subprocess", fake_build)
+    same = mlm.load_corpus("numpy-docs")
+    assert same.sha256() == manifest.sha256 and same.manifest_report().same_as_book
+    assert "all 6 of the book's documents, unchanged" in same.manifest_report().sentence()
+
+    # a new release: f0 edited, f5 removed, two functions added (one repeating a book text word for word)
+    installed["docs"] = ([_doc("numpy-docs", "an edited text of function number 0, still long enough", "f0")] + book_docs[1:5]
+                         + [_doc("numpy-docs", "a new function's text that the book never saw at all", "g1"),
+                            _doc("numpy-docs", book_docs[3].text, "a_alias")])
+    path, _ = corpus_build._cache_path("numpy-docs", 5)
+    path.unlink()
+    now = mlm.load_corpus("numpy-docs")
+    report = now.manifest_report()
+    assert (report.identical, report.changed, report.missing, report.new_left_out) == (4, 1, 1, 2)
+    assert sorted(d.name for d in now.documents) == ["f0", "f1", "f2", "f3", "f4"]  # f3 kept, not its alias
+    assert "4 of the book's 6 documents are identical here, 1 changed, 1 missing; 2 documents" in report.sentence()
+    assert "numpy 1.0" in report.sentence()
+    everything = mlm.load_corpus("numpy-docs", documents="installed")
+    assert everything.manifest_report() is None
+    assert sorted(d.name for d in everything.documents) == ["a_alias", "f0", "f1", "f2", "f4", "g1"]  # dedup keeps a_alias
+
+
+@pytest.mark.parametrize("name", mlm.CORPUS_NAMES)
+def test_the_shipped_manifests_are_the_books_corpora(corpora, name):
+    """Each manifest names every document of the corpus it was written from once, with its hash; on
+    the set-up it was written with, the corpus built with it is that corpus, byte for byte."""
+    from mlm_lessons.corpus.manifest import load_manifest
+
+    manifest = load_manifest(name)
+    assert manifest is not None and manifest.corpus == name and manifest.min_words == 5
+    assert all(re.fullmatch(r"[0-9a-f]{16}", h) for h in manifest.documents.values())
+    here = {k: v for k, v in corpus_build._versions(name).items() if k in manifest.made_with}
+    report = corpora[name].manifest_report()
+    assert report.identical + report.changed + report.missing == len(manifest.documents)
+    if here != manifest.made_with:
+        pytest.skip(f"{name}: the manifest was written with {manifest.made_with}, this is {here}")
+    assert report.same_as_book and corpora[name].sha256() == manifest.sha256

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .cleaning import clean_docstring, clean_plain_text, clean_reference_text
+from .manifest import ManifestReport, apply_manifest, load_manifest
 
 __all__ = [
     "Document", "Corpus", "CorpusStats", "SplitStats", "CORPUS_NAMES", "load_corpus",
@@ -147,6 +148,14 @@ class Corpus:
                 h.update(json.dumps(d.to_json(), sort_keys=True, ensure_ascii=False).encode())
                 h.update(b"\n")
         return h.hexdigest()
+
+    def manifest_report(self) -> ManifestReport | None:
+        """How this corpus compares with the book's documents (None unless built with the manifest)."""
+        m = self.meta.get("manifest")
+        if m is None:
+            return None
+        return ManifestReport(self.name, m["book_documents"], m["identical"], m["changed"], m["missing"],
+                              m["new_left_out"], m["made_with"])
 
     def __repr__(self) -> str:
         s = self.stats()
@@ -330,6 +339,7 @@ def load_corpus(
     test_fraction: float = 0.05,
     min_words: int = 5,
     rebuild: bool = False,
+    documents: str = "book",
 ) -> Corpus:
     """Load a corpus by name, or build one from your own files or strings.
 
@@ -344,9 +354,18 @@ def load_corpus(
       the optional ``datasets`` library (:func:`~mlm_lessons.corpus.hub.load_hub_corpus`: the first
       100,000 training documents; a clear error with no library or no network).
 
+    Of a corpus built from installed documentation, ``documents="book"`` (the default) keeps the
+    documents the book was built with wherever they are still installed (the package's manifest,
+    :mod:`~mlm_lessons.corpus.manifest`: identical or changed ones kept, new ones left out; how many
+    of each is in ``corpus.meta["manifest"]`` and :meth:`Corpus.manifest_report`);
+    ``documents="installed"`` keeps every installed document.
+
     Splits are decided by :func:`split_of` on each document's text.
     """
     check_fractions(valid_fraction, test_fraction)
+    if documents not in ("book", "installed"):
+        raise ValueError(f"documents={documents!r} must be 'book' (the book's documents, where still installed) or "
+                         f"'installed' (every installed document)")
     if not isinstance(min_words, int) or min_words < 1:
         raise ValueError(f"min_words must be a positive int, got {min_words!r}")
     given = [x for x in (paths, texts) if x is not None]
@@ -398,5 +417,18 @@ def load_corpus(
     meta = {**meta, "versions": versions, "cache_hit": not built}
     if built:
         meta["build_seconds"] = round(built, 2)
+    manifest = load_manifest(name) if documents == "book" else None
+    if manifest is not None:
+        if min_words != manifest.min_words:
+            raise ValueError(f"the book's {name!r} documents were chosen with min_words={manifest.min_words}, not "
+                             f"{min_words}; pass documents='installed' to build {name!r} from every installed document")
+        ordered = sorted(docs, key=lambda d: (d.source, d.module, d.name, d.kind, d.text))
+        everything = make_corpus(name, docs, valid_fraction, test_fraction, {})
+        kept, report = apply_manifest(ordered, manifest, installed=everything.documents)
+        duplicates = everything.meta["duplicates_removed"]  # among everything installed
+        meta["manifest"] = {**report.to_json(), "book_sha256": manifest.sha256, "made_with": manifest.made_with}
+        corpus = make_corpus(name, kept, valid_fraction, test_fraction, meta)
+        corpus.meta["duplicates_removed"] = duplicates
+        return corpus
     return make_corpus(name, docs, valid_fraction, test_fraction, meta)
 
