@@ -1,7 +1,13 @@
-"""How much the training chapters' results move between runs, and how close each claim came to failing.
+"""How much the training chapters' results move between runs and set-ups, and how close each claim came to failing.
 
     python benchmarks/notebook_spread.py --variants 0:1 2:1 --jobs 2        # two 1-thread runs side by side
     python benchmarks/notebook_spread.py --variants 0:2 1:2 --append        # two 2-thread runs, one at a time
+    /path/to/other-venv/bin/python benchmarks/notebook_spread.py --variants 0:2 --append   # another set-up
+
+A set-up (an *environment*: Python, torch and the other libraries, the device) is the Python that
+runs the script: run it once per virtual environment with ``--append`` into the same ``--out``, and
+the report shows each claim on each set-up side by side. Variants are keyed by the environment's
+label (``--env``, by default the Python and torch versions and the device) and ``SEED_OFFSET:THREADS``.
 
 A variant is ``SEED_OFFSET:THREADS``: the chapters are executed top to bottom (with nbclient, in book
 order, from an empty cache of their own) with ``MLM_LESSONS_SEED_OFFSET`` and the thread count set,
@@ -31,8 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
-TRAINING_CHAPTERS = ["05_pretraining", "06_masking_experiments", "07_domain_adaptive_pretraining", "08_fine_tuning",
-                     "09_mlm_limits", "10_synthetic_language"]
+TRAINING_CHAPTERS = ["03_masked_loss", "04_encoder", "05_pretraining", "06_masking_experiments",
+                     "07_domain_adaptive_pretraining", "08_fine_tuning", "09_mlm_limits", "10_synthetic_language"]
 MARK = "<<claims>>"
 DUMP = f"import json as _j, mlm_lessons.teaching.claims as _c\nprint({MARK!r} + _j.dumps(_c.recorded()))"
 
@@ -47,14 +53,33 @@ def _variant(text: str) -> tuple[int, int]:
     return offset, threads
 
 
-def run_variant(offset: int, threads: int, chapters: list[str], keep: Path | None) -> dict:
-    """Execute ``chapters`` in order with a fresh cache; the claims and errors of each."""
+def environment() -> dict:
+    """This interpreter's set-up: the versions that decide the corpora and the arithmetic, and the device."""
+    from importlib.metadata import version
+
+    from mlm_lessons.teaching.claims import environment_record
+
+    record = environment_record()
+    for package in ("numpy", "tokenizers", "transformers", "scikit-learn"):
+        record[package] = version(package)
+    return record
+
+
+def default_label(env: dict) -> str:
+    return f"py{env['python']} torch {env['torch']} {env['device']}"
+
+
+def run_variant(offset: int, threads: int, chapters: list[str], keep: Path | None, label: str | None = None,
+                cache: Path | None = None) -> dict:
+    """Execute ``chapters`` in order with a fresh cache (or ``cache``); the claims and errors of each."""
     import nbformat
     from nbclient import NotebookClient
 
-    with tempfile.TemporaryDirectory(prefix=f"spread-{offset}-{threads}-") as cache:
-        env = {**os.environ, "MLM_LESSONS_CACHE": cache, "MLM_LESSONS_SEED_OFFSET": str(offset),
-               "MLM_LESSONS_CLAIMS": "record", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    with tempfile.TemporaryDirectory(prefix=f"spread-{offset}-{threads}-") as empty:
+        # the kernels run this interpreter (its virtual environment's "python" first on the PATH)
+        env = {**os.environ, "MLM_LESSONS_CACHE": str(cache or empty), "MLM_LESSONS_SEED_OFFSET": str(offset),
+               "MLM_LESSONS_CLAIMS": "record", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+               "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
         out = {}
         for name in chapters:
             nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
@@ -75,9 +100,13 @@ def run_variant(offset: int, threads: int, chapters: list[str], keep: Path | Non
             if keep is not None:
                 keep.mkdir(parents=True, exist_ok=True)
                 nbformat.write(nb, keep / f"{name}-{offset}-{threads}.ipynb")
+            (keep or Path(tempfile.gettempdir())).joinpath(f"spread-progress-{offset}-{threads}.json").write_text(
+                json.dumps(out))  # what is done so far, should the run be stopped
             print(f"[{offset}:{threads}] {name}: {seconds:.0f} s, {len(claims)} claims, "
                   f"{sum(c['holds'] is False for c in claims)} failing, {len(errors)} errors", file=sys.stderr, flush=True)
-    return {"seed_offset": offset, "threads": threads, "chapters": out}
+    env = environment()
+    return {"seed_offset": offset, "threads": threads, "environment": env, "label": label or default_label(env),
+            "cache": "given" if cache else "empty", "chapters": out}
 
 
 def report(results: dict) -> str:
@@ -120,13 +149,17 @@ def main(argv=None) -> int:
     parser.add_argument("--append", action="store_true",
                         help="add these variants to an existing --out (run 2-thread variants alone, 1-thread ones in pairs)")
     parser.add_argument("--report", action="store_true", help="only print the report of an existing --out")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="run with this run cache instead of an empty one (the models it holds are loaded, not trained)")
+    parser.add_argument("--env", default=None,
+                        help="a label for this set-up in the report (default: Python and torch versions and the device)")
     parser.add_argument("--one", type=_variant, help=argparse.SUPPRESS)  # a child process: one variant into --out
     args = parser.parse_args(argv)
     if args.report:
         print(report(json.loads(args.out.read_text())))
         return 0
     if args.one:
-        args.out.write_text(json.dumps(run_variant(*args.one, args.chapters, args.keep)))
+        args.out.write_text(json.dumps(run_variant(*args.one, args.chapters, args.keep, args.env, args.cache)))
         return 0
     for name in args.chapters:
         if not (BOOK / f"{name}.ipynb").is_file():
@@ -137,6 +170,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             part = Path(tmp) / "variant.json"
             cmd = [sys.executable, __file__, "--one", "%d:%d" % variant, "--out", str(part), "--chapters", *args.chapters]
+            cmd += (["--env", args.env] if args.env else []) + (["--cache", str(args.cache)] if args.cache else [])
             subprocess.run(cmd + (["--keep", str(args.keep)] if args.keep else []), check=True)
             return json.loads(part.read_text())
 
@@ -152,7 +186,7 @@ def main(argv=None) -> int:
         results = json.loads(args.out.read_text())
     results["commands"].append(command)
     results["minutes"] = round(results["minutes"] + (time.time() - t0) / 60, 1)
-    results["variants"].update({f"{d['seed_offset']}:{d['threads']}": {**d, "jobs": args.jobs} for d in done})
+    results["variants"].update({f"{d['label']} {d['seed_offset']}:{d['threads']}": {**d, "jobs": args.jobs} for d in done})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(report(results))

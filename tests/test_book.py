@@ -84,7 +84,7 @@ def test_setup_cell_installs_from_the_configured_repository_only_in_colab(nb_pat
     clone, install = calls
     assert clone[:2] == ["git", "clone"] and REPOSITORY in clone
     checkout = clone[-1]
-    assert install[1:5] == ["-m", "pip", "install", "-q"] and install[-1] == checkout
+    assert install[1:5] == ["-m", "pip", "install", "-q"] and install[-1] == f"{checkout}[chapters]"
     assert moves == [f"{checkout}/book"]
     calls.clear()
     monkeypatch.setattr(os.path, "isdir", lambda path: path == checkout)  # the cell run again: no second clone
@@ -179,10 +179,74 @@ def test_readme_commands_and_colab_links():
     assert '-m venv "$fresh/venv"' in setup and 'source "$fresh/venv/bin/activate"' in setup
     assert 'export MLM_LESSONS_CACHE="$fresh/cache"' in setup and 'export HOME="$fresh/home"' in setup
     assert "MLM_LESSONS_SEED_OFFSET" in setup.split("unset", 1)[1].split("\n\n")[0], "the tests choose the seed offset"
+    # the second set-up: the newest torch the requirements allow, its own environment, home and empty cache
+    second = ci.split("README command 2 (pytest, empty cache)", 1)[1]
+    assert '-m venv "$fresh/venv2"' in second and 'source "$fresh/venv2/bin/activate"' in second
+    assert 'export HOME="$fresh/home2"' in second and 'export MLM_LESSONS_CACHE="$fresh/cache2"' in second
+    assert re.search(r"^PIP_CONSTRAINT=/dev/null pip install --quiet -r requirements\.txt$", second, re.M)
+    assert re.search(r"^pytest$", second, re.M) and "torch==" not in second
     slug = REPOSITORY.removeprefix("https://github.com/")
     links = re.findall(r"https://colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/main/(book/[\w.-]+\.ipynb)", readme)
     assert links and {s for s, _ in links} == {slug}
     assert {p for _, p in links} == {str(nb.relative_to(ROOT)) for nb in NOTEBOOKS}
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level modules imported by the chapters' code cells and by the package, with where."""
+    import ast
+
+    found: dict[str, set[str]] = {}
+
+    def visit(source: str, where: str) -> None:
+        for node in ast.walk(ast.parse(source)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            for name in names:
+                found.setdefault(name.split(".")[0], set()).add(where)
+
+    for nb in NOTEBOOKS:
+        for cell in _code_cells(_load(nb)):
+            source = "\n".join(line for line in "".join(cell["source"]).splitlines() if not line.lstrip().startswith(("!", "%")))
+            visit(source, nb.name)
+    for f in (ROOT / "mlm_lessons").rglob("*.py"):
+        visit(f.read_text(encoding="utf-8"), str(f.relative_to(ROOT)))
+    return {m: w for m, w in found.items() if m not in sys.stdlib_module_names and m not in ("mlm_lessons", "__future__")}
+
+
+def test_the_colab_install_is_what_the_chapters_import():
+    """The setup cell installs the package with its ``chapters`` extra: every library a chapter or the
+    package imports, and nothing else – not the book builder, not the test or browser tools."""
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    installed = {re.split(r"[<>=!~ \[]", r, maxsplit=1)[0].lower() for r in
+                 project["dependencies"] + project["optional-dependencies"]["chapters"]}
+    distributions = {**{m: d[0].lower() for m, d in packages_distributions().items()},
+                     "IPython": "ipywidgets"}  # IPython.display comes with ipywidgets (and every Jupyter kernel)
+    optional = {"datasets": "hub"}  # only the optional Hub corpora (corpus/hub.py), for readers with a network
+    imported = {distributions[m] for m in _third_party_imports() if m not in optional}
+    assert imported == installed, (f"imported, not installed in Colab: {sorted(imported - installed)}; "
+                                   f"installed, never imported: {sorted(installed - imported)}")
+    assert not installed & {"jupyter-book", "pytest", "nbval", "playwright", "hypothesis", "pyyaml", "datasets"}
+    assert all(f"{d}>=" in (ROOT / "requirements.txt").read_text() for d in optional)
+
+
+@pytest.mark.parametrize("nb_path", [nb for nb in NOTEBOOKS if int(nb.name[:2]) >= 3], ids=lambda p: p.name)
+def test_each_training_chapter_says_what_its_outputs_were_made_with(nb_path):
+    """Right after its imports, each chapter from 3 on names the set-up its stored outputs come from
+    (the record the chapter reads) and the corpora it reads."""
+    from mlm_lessons.teaching.claims import MADE_WITH
+
+    record = json.loads(MADE_WITH.read_text())[nb_path.stem]
+    cells = _code_cells(_load(nb_path))
+    source = "".join(cells[2]["source"])
+    corpora = ", ".join(f'"{c}"' for c in record["corpora"])
+    assert f'made_with("{nb_path.stem}", corpora=(' in source
+    assert sorted(re.findall(r'"([a-z]+-docs)"', source)) == sorted(record["corpora"]), corpora
+    text = "".join(o.get("text", "") if isinstance(o.get("text"), str) else "".join(o["text"]) for o in cells[2]["outputs"])
+    assert text.startswith(f"This chapter's stored outputs were made with Python {record['python']}, torch {record['torch']}")
+    assert "This run differs" not in text, "the stored outputs are the book's own set-up"
 
 
 def test_requirements_cover_the_book():

@@ -151,3 +151,32 @@ def test_a_stored_run_is_compared_only_where_a_run_here_can_reproduce_it(corpora
     assert comparable(stored, config) == "this run trains with seed offset 1, the stored runs with 0"
     with pytest.raises(ValueError, match="no \\(run here, stored\\) pairs"):
         agrees_with_stored("seed 0", {}, tolerance=0.02, stored=stored, config=config)
+
+
+def test_made_with_says_what_the_outputs_were_made_with_and_how_a_run_differs(corpora, monkeypatch, capsys, tmp_path):
+    record = tmp_path / "made_with.json"
+    monkeypatch.setattr(claims, "MADE_WITH", record)
+    with pytest.raises(ValueError, match=r"made_with.json has no record of what chapter '05_x' was made with; execute the chapter once with MLM_LESSONS_MADE_WITH=write"):
+        claims.made_with("05_x", corpora=("python-docs",))
+    monkeypatch.setenv(claims.MADE_WITH_ENV, "write")
+    claims.made_with("05_x", corpora=("python-docs",))
+    monkeypatch.delenv(claims.MADE_WITH_ENV)
+    sha = corpora["python-docs"].sha256()
+    assert record.is_file() and f'"python-docs": "{sha[:16]}"' in record.read_text()
+    capsys.readouterr()
+    claims.made_with("05_x", corpora=("python-docs",))  # the same set-up: one line
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"This chapter's stored outputs were made with Python {claims._environment_without_corpora()['python']}, "
+                   f"torch {torch.__version__} on a CPU; corpora python-docs {sha[:8]}."]
+    # a reader with another torch and another corpus: one line more, naming both
+    here = claims._environment_without_corpora()
+    monkeypatch.setattr(claims, "_environment_without_corpora", lambda: {**here, "torch": "9.9.9", "device": "cuda"})
+    real_record = claims.environment_record
+    monkeypatch.setattr(claims, "environment_record",
+                        lambda names: {**real_record(names), "torch": "9.9.9", "device": "cuda", "corpora": {"python-docs": "0" * 16}})
+    claims.made_with("05_x", corpora=("python-docs",))
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[1].startswith("This run differs – torch 9.9.9; device cuda; another python-docs (")
+    assert "documents" in out[1] and "a note says so" in out[1]
+    with pytest.raises(ValueError, match=r"recorded reading the corpora \['python-docs'\], not \['pytorch-docs'\]"):
+        claims.made_with("05_x", corpora=("pytorch-docs",))

@@ -21,6 +21,9 @@ What a claim that does not hold does depends on who runs the chapter (``MLM_LESS
 - ``record`` – go on silently: a measurement run (``benchmarks/notebook_spread.py``) sees every claim
   of a chapter, failing ones included, and reads them back with :func:`recorded`.
 
+Each training chapter opens with :func:`made_with`: what its stored outputs were made with, and one
+line more where the reader's set-up differs.
+
 A chapter that re-runs one run of a stored benchmark compares the two (:func:`agrees_with_stored`)
 only where they can agree: seed offset 0, the same model (:func:`model_record`), the same corpora and
 the same kind of device (:func:`environment_record`). Elsewhere it says in one line why it did not.
@@ -31,9 +34,10 @@ from __future__ import annotations
 import math
 import os
 import sys
+from pathlib import Path
 
 __all__ = ["claim", "note", "recorded", "reset", "model_record", "same_model", "environment_record", "comparable",
-           "agrees_with_stored", "CLAIMS_ENV", "MODES"]
+           "agrees_with_stored", "made_with", "CLAIMS_ENV", "MODES", "MADE_WITH", "MADE_WITH_ENV"]
 
 #: ``check`` (raise), ``note`` (print a note and go on) or ``record`` (go on silently).
 CLAIMS_ENV = "MLM_LESSONS_CLAIMS"
@@ -133,18 +137,12 @@ def environment_record(corpora=("python-docs", "pytorch-docs", "numpy-docs")) ->
     the chapters train on here (``cuda``, ``mps`` or ``cpu``) and the fingerprint of each corpus it read.
     The corpora are built from the installed documentation, so another Python or torch can mean
     another text."""
-    import platform
-
-    import torch
-
     from ..corpus import load_corpus
-    from ..engine import pick_device
 
     names = [corpora] if isinstance(corpora, str) else list(corpora)
     if not names:
         raise ValueError("environment_record needs the names of the corpora the benchmark read, e.g. ('python-docs',)")
-    return {"python": platform.python_version(), "torch": torch.__version__, "device": pick_device("auto").type,
-            "corpora": {name: load_corpus(name).sha256()[:16] for name in names}}
+    return {**_environment_without_corpora(), "corpora": {name: load_corpus(name).sha256()[:16] for name in names}}
 
 
 def comparable(stored: dict, config) -> str | None:
@@ -182,3 +180,63 @@ def agrees_with_stored(name: str, pairs: dict, *, tolerance: float, stored: dict
         return
     for label, (here, then) in pairs.items():
         claim(f"{name}, {label}: |run here − stored run|", abs(float(here) - float(then)), below=tolerance)
+
+
+#: What each chapter's stored outputs were made with (written by :func:`made_with` with ``MLM_LESSONS_MADE_WITH=write``).
+MADE_WITH = Path(__file__).parent / "made_with.json"
+MADE_WITH_ENV = "MLM_LESSONS_MADE_WITH"
+
+
+def _describe(env: dict) -> str:
+    device = {"cpu": "a CPU", "cuda": "a CUDA GPU", "mps": "an Apple GPU (MPS)"}.get(env["device"], env["device"])
+    corpora = ", ".join(f"{name} {sha[:8]}" for name, sha in env["corpora"].items())
+    return f"Python {env['python']}, torch {env['torch']} on {device}" + (f"; corpora {corpora}" if corpora else "")
+
+
+def made_with(chapter: str, corpora: tuple[str, ...] = ()) -> None:
+    """Print what the chapter's stored outputs were made with (Python, torch, device, the fingerprint of
+    each corpus it reads) and, where this run differs, one line saying how and what it means.
+
+    With ``MLM_LESSONS_MADE_WITH=write`` (executing a chapter to store its outputs) it records this
+    set-up as the chapter's instead."""
+    import json
+
+    if not isinstance(chapter, str) or not chapter.strip():
+        raise ValueError(f"made_with needs the chapter's notebook name, e.g. '05_pretraining', got {chapter!r}")
+    corpora = (corpora,) if isinstance(corpora, str) else tuple(corpora)
+    stored = json.loads(MADE_WITH.read_text()) if MADE_WITH.is_file() else {}
+    here = environment_record(corpora) if corpora else _environment_without_corpora()
+    if os.environ.get(MADE_WITH_ENV, "").strip() == "write":
+        stored[chapter] = here
+        MADE_WITH.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+    if chapter not in stored:
+        raise ValueError(f"{MADE_WITH.name} has no record of what chapter {chapter!r} was made with; execute the chapter "
+                         f"once with {MADE_WITH_ENV}=write")
+    book = stored[chapter]
+    if sorted(book["corpora"]) != sorted(corpora):
+        raise ValueError(f"{chapter!r} was recorded reading the corpora {sorted(book['corpora'])}, not {sorted(corpora)}")
+    print(f"This chapter's stored outputs were made with {_describe(book)}.")
+    differ = [f"{key} {here[key]}" for key in ("python", "torch") if here[key] != book[key]]
+    if here["device"] != book["device"]:
+        differ.append(f"device {here['device']}")
+    for name in corpora:
+        if here["corpora"][name] != book["corpora"][name]:
+            from ..corpus import load_corpus
+
+            report = load_corpus(name).manifest_report()
+            detail = report.sentence() if report is not None else f"{name} {here['corpora'][name][:8]}"
+            differ.append(f"another {name} ({detail.split(': ', 1)[-1].split(' (the book')[0]})")
+    if differ:
+        print(f"This run differs – {'; '.join(differ)} – so its trained numbers will not match the stored ones; where a "
+              f"claim of the text does not hold here, a note says so.")
+
+
+def _environment_without_corpora() -> dict:
+    import platform
+
+    import torch
+
+    from ..engine import pick_device
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "device": pick_device("auto").type,
+            "corpora": {}}
