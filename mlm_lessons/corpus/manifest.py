@@ -133,10 +133,10 @@ def apply_manifest(docs: list, manifest: Manifest, installed: list | None = None
 
 def write_manifest(name: str, directory: Path = MANIFEST_DIR) -> Path:
     """Write the manifest of corpus ``name`` as built here (every installed document) to ``directory``."""
-    from .build import _versions, load_corpus
+    from .build import load_corpus
 
     corpus = load_corpus(name, documents="installed")
-    made_with = {k: v for k, v in _versions(name).items() if k not in ("code", "format", "platform")}
+    made_with = {k: v for k, v in corpus.meta["versions"].items() if k not in ("code", "format", "platform")}
     manifest = manifest_of(corpus, made_with)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json.gz"
