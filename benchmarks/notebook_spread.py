@@ -112,7 +112,16 @@ def run_variant(offset: int, threads: int, chapters: list[str], keep: Path | Non
 def report(results: dict) -> str:
     """A table per chapter: each claim's bound, its value per variant, spread and smallest margin."""
     names = list(results["variants"])
-    lines = []
+    lines = ["| variant | Python | torch | numpy | tokenizers | transformers | scikit-learn | device | corpora (sha256, first 8) | run cache | chapters' run time |",
+             "|---|---|---|---|---|---|---|---|---|---|---:|"]
+    for v in names:
+        variant = results["variants"][v]
+        env = variant.get("environment", {})
+        corpora = ", ".join(f"{n} {sha[:8]}" for n, sha in env.get("corpora", {}).items())
+        seconds = sum(ch["seconds"] for ch in variant["chapters"].values())
+        lines.append(f"| {v} | {env.get('python', '–')} | {env.get('torch', '–')} | {env.get('numpy', '–')} | "
+                     f"{env.get('tokenizers', '–')} | {env.get('transformers', '–')} | {env.get('scikit-learn', '–')} | "
+                     f"{env.get('device', '–')} | {corpora or '–'} | {variant.get('cache', 'empty')} | {seconds:,.0f} s |")
     chapters = list(dict.fromkeys(ch for v in results["variants"].values() for ch in v["chapters"]))
     for chapter in chapters:
         seconds = ", ".join(f"{results['variants'][v]['chapters'].get(chapter, {}).get('seconds', '–')} s" for v in names)
@@ -130,7 +139,11 @@ def report(results: dict) -> str:
             margins = [m for m in ([x - entry["above"] for x in values] if entry["above"] is not None else [])
                        + ([entry["below"] - x for x in values] if entry["below"] is not None else [])]
             least = f"{min(margins):.4g}" + (" FAILS" if min(margins) <= 0 else "") if margins else "–"
-            cells = " | ".join(f"{entry['values'][v]:.4g}" if v in entry["values"] else "–" for v in names)
+            def shown(x):  # a value, marked where it misses the bound
+                misses = (entry["above"] is not None and x <= entry["above"]) or (entry["below"] is not None and x >= entry["below"])
+                return f"{x:.4g}" + (" ✗" if misses else "")
+
+            cells = " | ".join(shown(entry["values"][v]) if v in entry["values"] else "–" for v in names)
             lines.append(f"| {name} | {bound} | {cells} | {max(values) - min(values):.3g} | {least} |")
         for v in names:
             for e in results["variants"][v]["chapters"].get(chapter, {}).get("errors", []):
@@ -176,12 +189,10 @@ def main(argv=None) -> int:
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         done = list(pool.map(child, args.variants))
-    import torch
-
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     command = "python benchmarks/notebook_spread.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    results = {"commands": [], "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "minutes": 0.0, "variants": {}}
+    results = {"commands": [], "cpu": cpu, "cores": os.cpu_count(), "minutes": 0.0, "variants": {}}
     if args.append and args.out.is_file():
         results = json.loads(args.out.read_text())
     results["commands"].append(command)
