@@ -36,7 +36,7 @@ from .finetuning import SequenceClassifier, TokenClassifier
 from .model import MaskedLM, check_vocabulary
 from .tokenizer import CLS, MASK, PAD, SEP, UNK
 
-__all__ = ["to_transformers", "bert_config", "modernbert_config", "export_layout", "hf_tokenizer", "save_pretrained", "model_card",
+__all__ = ["to_transformers", "bert_config", "modernbert_config", "modernbert_rotary", "export_layout", "hf_tokenizer", "save_pretrained", "model_card",
            "run_summary"]
 
 _HEADS = (SequenceClassifier, TokenClassifier)
@@ -266,8 +266,10 @@ def hf_tokenizer(tokenizer, *, model_max_length: int):
 
     if not isinstance(model_max_length, int) or model_max_length < 3:
         raise ValueError(f"model_max_length must be an int >= 3 (room for [CLS], a piece and [SEP]), got {model_max_length!r}")
+    # no token_type_ids: our models have no segment embeddings, and ModernBERT's forward (transformers 4.x) refuses them
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer.tokenizer, unk_token=UNK, pad_token=PAD, cls_token=CLS,
-                                   sep_token=SEP, mask_token=MASK, model_max_length=model_max_length)
+                                   sep_token=SEP, mask_token=MASK, model_max_length=model_max_length,
+                                   model_input_names=["input_ids", "attention_mask"])
 
 
 def _fmt(value) -> str:
@@ -383,3 +385,19 @@ def run_summary(checkpoint: dict) -> dict:
                 metrics[f"[MASK] loss on the {key[: -len('_mask_loss')]} text (nats)"] = float(kept[key])
         metrics["at step"] = int(kept["step"])
     return {"steps": checkpoint.get("step"), "metrics": metrics}
+
+
+def modernbert_rotary(config, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos`` and ``sin`` of ``transformers``' own ``ModernBertRotaryEmbedding`` (global attention) at
+    ``position_ids``, for comparing our rotary positions with theirs. The class changed its signature in
+    ``transformers`` 5: ``(config)`` and ``forward(x, position_ids, layer_type)`` there, ``(config, dim,
+    base)`` and ``forward(x, position_ids)`` in 4.x; this calls whichever is installed."""
+    import inspect
+
+    from transformers.models.modernbert import modeling_modernbert as mb
+
+    if "dim" in inspect.signature(mb.ModernBertRotaryEmbedding.__init__).parameters:  # transformers 4.x
+        rotary = mb.ModernBertRotaryEmbedding(config, dim=config.hidden_size // config.num_attention_heads,
+                                              base=config.global_rope_theta)
+        return rotary(x, position_ids)
+    return mb.ModernBertRotaryEmbedding(config)(x, position_ids, "full_attention")

@@ -160,7 +160,18 @@ def test_expected_counts_agree_with_the_average_of_many_draws():
     )
 
 
+def _needs_collator_options():
+    """The collator's seed and replacement shares arrived in transformers 4.50; older ones cannot be compared."""
+    import inspect
+
+    transformers = pytest.importorskip("transformers")
+    params = inspect.signature(transformers.DataCollatorForLanguageModeling.__init__).parameters
+    if "seed" not in params or "mask_replace_prob" not in params:
+        pytest.skip(f"transformers {transformers.__version__}'s DataCollatorForLanguageModeling has no seed= or mask_replace_prob=")
+
+
 def test_bernoulli_rates_agree_with_hugging_face(general_tok, corpora, tmp_path):
+    _needs_collator_options()
     transformers = pytest.importorskip("transformers")
     general_tok.save_vocab(tmp_path / "vocab.txt")
     hf_tok = transformers.BertTokenizerFast.from_pretrained(str(tmp_path))
@@ -194,6 +205,7 @@ def test_bernoulli_rates_agree_with_hugging_face(general_tok, corpora, tmp_path)
 
 def test_hugging_face_can_draw_special_tokens_we_do_not(tmp_path):
     """A known issue of DataCollatorForLanguageModeling: random replacements may be [PAD] or [CLS]."""
+    _needs_collator_options()
     transformers = pytest.importorskip("transformers")
     tok = mlm.tokenizer_from_vocab(["a", "b", "c", "d", "e"])  # 5 specials + 5 pieces: specials are half
     tok.save_vocab(tmp_path / "vocab.txt")

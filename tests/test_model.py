@@ -206,6 +206,7 @@ def test_rotary_matches_transformers_modernbert(head_dim, theta):
     from transformers import ModernBertConfig
     from transformers.models.modernbert import modeling_modernbert as mb
 
+    from mlm_lessons.hf import modernbert_rotary
     from mlm_lessons.model import apply_rotary, rotary_tables
 
     heads, length = 4, 24
@@ -213,9 +214,8 @@ def test_rotary_matches_transformers_modernbert(head_dim, theta):
                               max_position_embeddings=64)
     x = torch.randn(2, heads, length, head_dim, generator=torch.Generator().manual_seed(0))
     q, k = x, x.flip(-2)
-    rotary = mb.ModernBertRotaryEmbedding(config)
     positions = torch.arange(length)[None].expand(2, -1)
-    cos, sin = rotary(q, positions, "full_attention")
+    cos, sin = modernbert_rotary(config, q, positions)  # transformers' own class, under either of its signatures
     ours_cos, ours_sin = rotary_tables(head_dim, length, theta)
     assert torch.allclose(ours_cos, cos[0], atol=1e-6) and torch.allclose(ours_sin, sin[0], atol=1e-6)
     q_theirs, k_theirs = mb.apply_rotary_pos_emb(q, k, cos, sin)
