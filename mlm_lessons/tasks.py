@@ -31,7 +31,7 @@ __all__ = [
 
 #: The task names the command line and :func:`load_task` accept.
 TASKS = ("torch-subpackage", "code-spans")
-#: The classes of ``torch-subpackage``: the sub-packages with enough paragraphs in every split.
+#: The classes of ``torch-subpackage``: the sub-packages with enough paragraphs in every split of the book's corpus.
 SUBPACKAGES = ("nn", "optim", "distributed", "fx", "ao", "utils")
 #: Labels of ``code-spans``.
 CODE_LABELS = ("prose", "code")
