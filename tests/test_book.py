@@ -68,7 +68,9 @@ def test_setup_cell_installs_from_the_configured_repository_only_in_colab(nb_pat
     """In Colab the chapter needs the book's files as well as the package: the chapters read
     ``../data`` and ``../benchmarks/results`` from the book's folder. So the setup cell clones the
     configured repository (once), installs the package from the clone and moves into its ``book/``."""
-    first = "".join(_code_cells(_load(nb_path))[0]["source"])
+    setup = _code_cells(_load(nb_path))[0]
+    assert "hide-input" in setup["metadata"].get("tags", []), "folded on the HTML page: the chapter opens with its ideas"
+    first = "".join(setup["source"])
     assert f'REPOSITORY = "{REPOSITORY}"' in first
     assert 'if "google.colab" in sys.modules:' in first
     import subprocess
