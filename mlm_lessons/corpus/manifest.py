@@ -70,14 +70,20 @@ class ManifestReport:
     def same_as_book(self) -> bool:
         return self.identical == self.book_documents and self.new_left_out == 0
 
+    def counts(self) -> str:
+        """How many of the book's documents are here as they were, changed or missing, and how many are new."""
+        if self.same_as_book:
+            return f"all {self.book_documents:,} of the book's documents, unchanged"
+        return (f"{self.identical:,} of the book's {self.book_documents:,} documents are identical here, "
+                f"{self.changed:,} changed, {self.missing:,} missing; {self.new_left_out:,} documents the book does not "
+                f"have are left out")
+
     def sentence(self) -> str:
         """One line for a reader: how much of the book's text this corpus is."""
         if self.same_as_book:
-            return f"{self.corpus}: all {self.book_documents:,} of the book's documents, unchanged."
+            return f"{self.corpus}: {self.counts()}."
         made = ", ".join(f"{k} {v}" for k, v in self.made_with.items())
-        return (f"{self.corpus}: {self.identical:,} of the book's {self.book_documents:,} documents are identical here, "
-                f"{self.changed:,} changed, {self.missing:,} missing; {self.new_left_out:,} documents the book does not "
-                f"have are left out (the book's were built with {made}).")
+        return f"{self.corpus}: {self.counts()} (the book's were built with {made})."
 
     def to_json(self) -> dict:
         return {"book_documents": self.book_documents, "identical": self.identical, "changed": self.changed,

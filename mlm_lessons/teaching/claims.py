@@ -224,8 +224,7 @@ def made_with(chapter: str, corpora: tuple[str, ...] = ()) -> None:
             from ..corpus import load_corpus
 
             report = load_corpus(name).manifest_report()
-            detail = report.sentence() if report is not None else f"{name} {here['corpora'][name][:8]}"
-            differ.append(f"another {name} ({detail.split(': ', 1)[-1].split(' (the book')[0]})")
+            differ.append(f"another {name} ({report.counts() if report is not None else here['corpora'][name][:8]})")
     if differ:
         print(f"This run differs – {'; '.join(differ)} – so its trained numbers will not match the stored ones; where a "
               f"claim of the text does not hold here, a note says so.")
