@@ -21,6 +21,22 @@ def test_corpus_table(capsys, corpora):
         assert name in out and f"{c.stats().documents:,}" in out and c.sha256()[:16] in out
 
 
+def test_corpus_says_how_much_of_the_books_text_it_is(capsys, corpora):
+    """By default each corpus keeps the book's documents and says how many of them are here;
+    --documents installed takes every installed document and says nothing of the book's."""
+    assert main(["corpus", "numpy-docs"]) == 0
+    report = corpora["numpy-docs"].manifest_report()
+    assert report.sentence() in capsys.readouterr().out
+    assert main(["corpus", "numpy-docs", "--documents", "installed"]) == 0
+    out = capsys.readouterr().out
+    everything = mlm.load_corpus("numpy-docs", documents="installed")
+    assert everything.sha256()[:16] in out and "the book's documents" not in out
+    if report.same_as_book:  # the installed documentation is the book's: both ways build the same corpus
+        assert everything.sha256() == corpora["numpy-docs"].sha256()
+    else:  # the new documents the manifest leaves out are in
+        assert len(everything.documents) > len(corpora["numpy-docs"].documents) - report.changed - report.identical
+
+
 def test_corpus_json_and_export(capsys, tmp_path, corpora):
     assert main(["corpus", "numpy-docs", "--json", "--write", str(tmp_path)]) == 0
     out = capsys.readouterr().out
