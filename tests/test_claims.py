@@ -138,6 +138,10 @@ def test_a_stored_run_is_compared_only_where_a_run_here_can_reproduce_it(corpora
     assert "this machine trains on" in comparable(other_device, config)
     assert comparable({"model": model_record(config)}, config) == "the stored record does not say which corpora and device it used"
     assert comparable({**stored, "model": {}}, config) == "the stored runs trained another model"
+    # the corpora alone (chapter 8 compares a live BM25 with a stored grid only where they are the same text)
+    assert claims.corpora_differ(stored) == [] and claims.corpora_differ(other_text) == ["pytorch-docs"]
+    with pytest.raises(ValueError, match="does not say which corpora it read"):
+        claims.corpora_differ({"model": model_record(config)})
 
     agrees_with_stored("seed 0", {"general": (0.640, 0.645)}, tolerance=0.02, stored=stored, config=config)
     assert claims.recorded()[-1]["name"] == "seed 0, general: |run here − stored run|" and claims.recorded()[-1]["holds"]

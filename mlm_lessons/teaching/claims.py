@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 
 __all__ = ["claim", "note", "recorded", "reset", "model_record", "same_model", "environment_record", "comparable",
-           "agrees_with_stored", "made_with", "CLAIMS_ENV", "MODES", "MADE_WITH", "MADE_WITH_ENV"]
+           "agrees_with_stored", "corpora_differ", "made_with", "CLAIMS_ENV", "MODES", "MADE_WITH", "MADE_WITH_ENV"]
 
 #: ``check`` (raise), ``note`` (print a note and go on) or ``record`` (go on silently).
 CLAIMS_ENV = "MLM_LESSONS_CLAIMS"
@@ -157,14 +157,25 @@ def comparable(stored: dict, config) -> str | None:
     env = stored.get("environment")
     if not isinstance(env, dict) or "corpora" not in env:
         return "the stored record does not say which corpora and device it used"
-    here = environment_record(tuple(env["corpora"]))
-    differ = [name for name, sha in env["corpora"].items() if here["corpora"][name] != sha]
+    differ = corpora_differ(stored)
     if differ:
         return (f"{', '.join(differ)} here is another text than the stored runs read (built from the documentation "
                 f"installed with this Python and PyTorch)")
+    here = _environment_without_corpora()
     if here["device"] != env["device"]:
         return f"the stored runs trained on {env['device']}, this machine trains on {here['device']}"
     return None
+
+
+def corpora_differ(stored: dict) -> list[str]:
+    """The corpora a stored benchmark read (its ``environment`` record) that are another text here: built
+    from other installed documentation. Empty when every one is the same text."""
+    env = stored.get("environment") if isinstance(stored, dict) else None
+    if not isinstance(env, dict) or "corpora" not in env:
+        raise ValueError("the stored record does not say which corpora it read (no environment['corpora']); re-run its "
+                         "benchmark script, which records them")
+    here = environment_record(tuple(env["corpora"]))["corpora"]
+    return [name for name, sha in env["corpora"].items() if here[name] != sha]
 
 
 def agrees_with_stored(name: str, pairs: dict, *, tolerance: float, stored: dict, config) -> None:
