@@ -7,7 +7,8 @@ every selected position and ``-100`` (ignored by the loss) everywhere else.
 
 Random draws happen in a fixed order, so that a notebook can re-derive the result step by step:
 1. one uniform number per position (``exact``: the k smallest eligible scores are selected;
-   ``bernoulli``: a score below ``mask_ratio`` selects) – per *word* with ``whole_word=True``;
+   ``bernoulli``: a score below ``mask_ratio`` selects) – per *word* with ``whole_word=True``; with
+   spans (``span_p``), two per word: the order in which words start a span, and the span's length;
 2. one uniform number per position deciding its fate: below ``p_mask`` -> ``[MASK]``, below
    ``p_mask + p_random`` -> random token, otherwise kept;
 3. one random index per position into the non-special vocabulary (used where the fate is random).
@@ -24,7 +25,7 @@ import torch
 
 __all__ = [
     "IGNORE_INDEX", "MaskingConfig", "MaskedBatch", "mask_tokens", "mask_tokens_explained",
-    "Fate", "MLMCollator", "mask_once", "num_to_select", "pack_examples", "pad_examples", "expected_counts", "next_token_labels",
+    "Fate", "MLMCollator", "mask_once", "num_to_select", "span_lengths", "pack_examples", "pad_examples", "expected_counts", "next_token_labels",
 ]
 
 #: Label value of positions that are not predicted (PyTorch's ``cross_entropy`` default ``ignore_index``).
@@ -49,6 +50,15 @@ class MaskingConfig:
     positions (words, with ``whole_word=True``), as BERT's data preparation does;
     ``"bernoulli"`` selects each independently with probability ``mask_ratio``, as Hugging Face's
     ``DataCollatorForLanguageModeling`` does.
+
+    ``span_p`` (with ``whole_word=True``) selects *spans* of whole words, as SpanBERT does (Joshi et
+    al., 2020): each span's length in words is drawn from a geometric distribution with parameter
+    ``span_p`` truncated to 1 … ``max_span`` words (:func:`span_lengths`); spans are added until
+    ``num_to_select(n, mask_ratio)`` of the row's ``n`` *pieces* are selected, never more. The budget
+    is counted in pieces, so a run with spans masks as many pieces as one that masks single pieces.
+    ``span_p=1.0`` gives spans of one word: whole-word masking at that same piece budget (the rule
+    of Hugging Face's ``DataCollatorForWholeWordMask``), where ``whole_word`` alone selects a share of
+    the *words*. SpanBERT uses ``span_p=0.2``, ``max_span=10``.
     """
 
     mask_ratio: float = 0.15
@@ -57,6 +67,8 @@ class MaskingConfig:
     p_keep: float = 0.1
     selection: str = "exact"
     whole_word: bool = False
+    span_p: float | None = None
+    max_span: int = 10
 
     def __post_init__(self):
         if not isinstance(self.mask_ratio, (int, float)) or not 0 < self.mask_ratio <= 1:
@@ -75,6 +87,21 @@ class MaskingConfig:
             raise ValueError(f"selection must be 'exact' or 'bernoulli', got {self.selection!r}")
         if not isinstance(self.whole_word, bool):
             raise ValueError(f"whole_word must be True or False, got {self.whole_word!r}")
+        if self.span_p is not None:
+            if isinstance(self.span_p, bool) or not isinstance(self.span_p, (int, float)) or not 0 < self.span_p <= 1:
+                raise ValueError(f"span_p must be in (0, 1] (the geometric distribution's parameter; SpanBERT's is 0.2) "
+                                 f"or None, got {self.span_p!r}")
+            if not self.whole_word:
+                raise ValueError("span_p selects spans of whole words: set whole_word=True with it")
+            if self.selection != "exact":
+                raise ValueError(f"span_p fills a budget of pieces: it needs selection='exact', got {self.selection!r}")
+        if isinstance(self.max_span, bool) or not isinstance(self.max_span, int) or self.max_span < 1:
+            raise ValueError(f"max_span must be a positive int (a span's most words), got {self.max_span!r}")
+
+    @property
+    def spans(self) -> bool:
+        """Whether selection picks spans of words against a budget of pieces (``span_p`` is set)."""
+        return self.span_p is not None
 
 
 def num_to_select(n_eligible: int, mask_ratio: float) -> int:
@@ -99,12 +126,16 @@ def expected_counts(
 
     ``exact`` selects ``num_to_select(n)`` units per sequence, ``bernoulli`` ``mask_ratio * n`` on
     average; with whole words, each word is chosen with the same probability, so the expected
-    number of selected pieces is that probability times the number of pieces.
+    number of selected pieces is that probability times the number of pieces. With spans the budget
+    of ``num_to_select(pieces)`` is the count (reached unless no word left unselected fits in what
+    remains of it – a long word near the end of the budget).
     """
     specials = torch.tensor(sorted({int(s) for s in special_ids}), dtype=torch.long, device=input_ids.device)
     eligible = ~torch.isin(input_ids, specials)
     pieces = eligible.sum(1).tolist()
-    if config.whole_word:
+    if config.spans:
+        units = pieces
+    elif config.whole_word:
         if word_ids is None:
             raise ValueError("whole_word=True needs word_ids")
         words = _word_index(word_ids, eligible)
@@ -214,6 +245,56 @@ def _select(units_eligible: torch.Tensor, config: MaskingConfig, scores: torch.T
     return torch.zeros_like(units_eligible).scatter_(1, smallest, take)
 
 
+def span_lengths(draws: torch.Tensor, span_p: float, max_span: int) -> torch.Tensor:
+    """Span lengths in words from uniform draws in [0, 1), by the inverse CDF of the geometric
+    distribution with parameter ``span_p`` truncated to 1 … ``max_span``:
+    P(ℓ) ∝ (1 − p)^(ℓ−1) p, renormalised over those lengths (as SpanBERT's code does; with p = 0.2
+    and 10 words the mean is 3.8, the paper's figure)."""
+    if span_p >= 1:
+        return torch.ones_like(draws, dtype=torch.long)
+    q = 1.0 - span_p
+    scaled = draws.double() * (1.0 - q ** max_span)  # the CDF's range over 1 … max_span
+    lengths = 1 + torch.floor(torch.log1p(-scaled) / math.log(q))
+    return lengths.clamp(1, max_span).long()
+
+
+def _select_spans(words: torch.Tensor, word_eligible: torch.Tensor, config: MaskingConfig, order: torch.Tensor,
+                  length: torch.Tensor) -> torch.Tensor:
+    """Spans of words, row by row, until the row's budget of pieces is spent.
+
+    Every eligible word is a candidate start once, in the order of its ``order`` draw (smallest
+    first); its span runs over the next ``span_lengths`` words (their ``length`` draw at the start
+    word), skipping words already selected and stopping at the first word that would exceed the
+    budget. A word that does not fit when its own turn as a start comes never fits later, so at the
+    end no unselected word fits in what remains of the budget.
+    """
+    batch, n_words = word_eligible.shape
+    sizes = torch.zeros(batch, n_words, dtype=torch.long, device=words.device)
+    rows = torch.arange(batch, device=words.device)[:, None].expand_as(words)
+    sizes.index_put_((rows[words >= 0], words[words >= 0]), torch.ones_like(words[words >= 0]), accumulate=True)
+    spans = span_lengths(length, config.span_p, config.max_span)
+    ranked = torch.where(word_eligible, order, torch.full_like(order, 2.0)).argsort(dim=1).tolist()
+    chosen = torch.zeros_like(word_eligible)
+    sizes_l, spans_l, eligible_l = sizes.tolist(), spans.tolist(), word_eligible.tolist()
+    for b in range(batch):
+        size, ok = sizes_l[b], eligible_l[b]
+        budget = num_to_select(sum(size), config.mask_ratio)
+        taken, used = set(), 0
+        for start in ranked[b]:
+            if not ok[start] or used >= budget:
+                break
+            for w in range(start, min(start + spans_l[b][start], n_words)):
+                if not ok[w] or w in taken:
+                    continue
+                if used + size[w] > budget:
+                    break
+                taken.add(w)
+                used += size[w]
+        if taken:
+            chosen[b, sorted(taken)] = True
+    return chosen
+
+
 def _mask(input_ids, config, mask_token_id, vocab_size, special_ids, generator, word_ids):
     """The masking itself; returns inputs, labels and the boolean maps of the three fates."""
     if not isinstance(config, MaskingConfig):
@@ -233,7 +314,12 @@ def _mask(input_ids, config, mask_token_id, vocab_size, special_ids, generator, 
         if n_words:
             rows = torch.arange(batch, device=device)[:, None].expand_as(words)
             word_eligible[rows[words >= 0], words[words >= 0]] = True
-        chosen = _select(word_eligible, config, _uniform(word_eligible.shape, generator, device))
+        if config.spans:
+            order = _uniform(word_eligible.shape, generator, device)
+            span_draw = _uniform(word_eligible.shape, generator, device)
+            chosen = _select_spans(words, word_eligible, config, order, span_draw)
+        else:
+            chosen = _select(word_eligible, config, _uniform(word_eligible.shape, generator, device))
         selected = torch.gather(chosen, 1, words.clamp(min=0)) & (words >= 0)
     else:
         selected = _select(eligible, config, _uniform((batch, length), generator, device))

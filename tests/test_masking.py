@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mlm_lessons as mlm
-from mlm_lessons.masking import Fate, MaskingConfig, mask_tokens, mask_tokens_explained, num_to_select
+from mlm_lessons.masking import Fate, MaskingConfig, mask_tokens, mask_tokens_explained, num_to_select, pad_examples, span_lengths
 
 SPECIALS = frozenset(range(5))  # [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4
 
@@ -92,6 +92,73 @@ def test_whole_word_masking_takes_all_pieces_of_a_word(case):
         assert all(len(v) == 1 for v in chosen.values()), "a word is selected whole or not at all"
         if config.selection == "exact":
             assert sum(v == {True} for v in chosen.values()) == num_to_select(len(words), config.mask_ratio)
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches(whole_words=True), st.sampled_from([1.0, 0.5, 0.2]), st.integers(1, 10))
+def test_span_masking_fills_the_piece_budget_with_whole_words(case, span_p, max_span):
+    ids, word_ids, vocab, config, seed = case
+    config = MaskingConfig(mask_ratio=config.mask_ratio, p_mask=config.p_mask, p_random=config.p_random,
+                           p_keep=config.p_keep, whole_word=True, span_p=span_p, max_span=max_span)
+    out = run(ids, config, vocab, seed, word_ids)
+    special = torch.isin(ids, torch.tensor(sorted(SPECIALS)))
+    selected = out.labels != mlm.IGNORE_INDEX
+    assert not (selected & special).any(), "no special position is ever selected"
+    for b, row in enumerate(word_ids):
+        pieces, chosen = {}, {}
+        for t, w in enumerate(row):
+            if w is None or special[b, t]:
+                continue
+            pieces[w] = pieces.get(w, 0) + 1
+            chosen.setdefault(w, set()).add(bool(selected[b, t]))
+        assert all(len(v) == 1 for v in chosen.values()), "a word is selected whole or not at all"
+        budget = num_to_select(sum(pieces.values()), config.mask_ratio)
+        used = sum(n for w, n in pieces.items() if chosen[w] == {True})
+        assert used <= budget, "never more pieces than the budget"
+        left = budget - used
+        assert all(n > left for w, n in pieces.items() if chosen[w] == {False}), "no unselected word fits what is left"
+    again = run(ids, config, vocab, seed, word_ids)
+    assert torch.equal(again.inputs, out.inputs) and torch.equal(again.labels, out.labels)
+
+
+def test_span_lengths_follow_spanberts_distribution():
+    # SpanBERT (Joshi et al. 2020, section 3.1): Geo(p = 0.2) restricted to 1 … 10 words, "a mean span length of 3.8"
+    draws = torch.rand(200_000, generator=torch.Generator().manual_seed(0))
+    lengths = span_lengths(draws, 0.2, 10)
+    assert lengths.min() == 1 and lengths.max() == 10
+    weights = [0.2 * 0.8 ** (k - 1) for k in range(1, 11)]
+    probs = [w / sum(weights) for w in weights]
+    exact = sum(k * p for k, p in zip(range(1, 11), probs))
+    assert exact == pytest.approx(3.8, abs=0.05)
+    assert float(lengths.double().mean()) == pytest.approx(exact, abs=0.02)
+    for k in (1, 2, 5, 10):
+        assert float((lengths == k).double().mean()) == pytest.approx(probs[k - 1], abs=0.005)
+    assert (span_lengths(draws, 1.0, 10) == 1).all()
+
+
+def test_spans_are_contiguous_runs_of_words_on_real_text(general_tok, corpora):
+    examples = general_tok.encode_chunks(corpora["python-docs"].texts("train")[:200], max_length=64)[:64]
+    batch = pad_examples(examples, pad_id=general_tok.pad_id)
+    runs = {}
+    for span_p in (1.0, 0.2):
+        config = MaskingConfig(whole_word=True, span_p=span_p)
+        out = mask_tokens_explained(batch["input_ids"], config, mask_token_id=general_tok.mask_id, vocab_size=general_tok.vocab_size,
+                                    special_ids=general_tok.special_ids, generator=torch.Generator().manual_seed(0),
+                                    word_ids=batch["word_ids"])
+        eligible = ~torch.isin(batch["input_ids"], torch.tensor(sorted(general_tok.special_ids)))
+        budget = [num_to_select(int(n), 0.15) for n in eligible.sum(1)]
+        assert sum(out.selected.sum(1).tolist()) >= 0.98 * sum(budget)  # the budget is (nearly) always reached
+        # runs of consecutive selected words
+        lengths = []
+        for b, row in enumerate(batch["word_ids"]):
+            words = sorted({w for t, w in enumerate(row) if w is not None and out.selected[b, t]})
+            n = 0
+            for i, w in enumerate(words):
+                n = n + 1 if i and w == words[i - 1] + 1 else 1
+                if i == len(words) - 1 or words[i + 1] != w + 1:
+                    lengths.append(n)
+        runs[span_p] = sum(lengths) / len(lengths)
+    assert runs[0.2] > 2 * runs[1.0], f"spans of p = 0.2 are runs of several words: mean runs {runs}"
 
 
 def test_num_to_select_follows_pythons_round():
@@ -247,6 +314,10 @@ def test_whole_word_masking_on_real_pieces(general_tok):
         ({"p_mask": 0.8, "p_random": 0.1, "p_keep": 0.2}, r"must equal 1, got 0.8 \+ 0.1 \+ 0.2 = 1.1"),
         ({"selection": "random"}, r"selection must be 'exact' or 'bernoulli', got 'random'"),
         ({"whole_word": "yes"}, r"whole_word must be True or False, got 'yes'"),
+        ({"span_p": 0.2}, r"span_p selects spans of whole words: set whole_word=True with it"),
+        ({"span_p": 0.0, "whole_word": True}, r"span_p must be in \(0, 1\] .* got 0.0"),
+        ({"span_p": 0.2, "whole_word": True, "selection": "bernoulli"}, r"span_p fills a budget of pieces: it needs selection='exact'"),
+        ({"max_span": 0}, r"max_span must be a positive int .* got 0"),
     ],
 )
 def test_config_validation(kwargs, message):
