@@ -1,7 +1,8 @@
 """mlm_lessons: the companion package of the book *Masked Language Modeling, Step by Step*.
 
 The top level is the MLM chain, each module importing only those before it:
-``corpus`` (ch. 1) -> ``tokenizer`` (ch. 1) -> ``masking`` (ch. 2) -> ``objective`` (ch. 3) ->
+``corpus`` (ch. 1) -> ``tokenizer`` (ch. 1) -> ``masking`` (ch. 2; beside it ``segments``: BERT's
+segment pairs and next-sentence prediction, which the book's models do without) -> ``objective`` (ch. 3) ->
 ``model`` (ch. 4) -> the training engine (``seeding``: named random streams, ``batches``: a batch
 source per objective, ``engine``: the optimizer step and early stopping, ``rundir``: checkpoints
 and the run cache) -> ``training`` (pretraining, ch. 5) -> ``adaptation`` (DAPT, ch. 7) -> ``tasks``
@@ -36,6 +37,7 @@ _EXPORTS = {
     "tokenizer": ["SPECIAL_TOKENS", "Fragmentation", "MLMTokenizer", "tokenizer_from_vocab", "train_tokenizer"],
     "masking": ["IGNORE_INDEX", "Fate", "MaskedBatch", "MaskingConfig", "MLMCollator", "expected_counts",
                 "mask_once", "mask_tokens", "mask_tokens_explained", "num_to_select", "pack_examples"],
+    "segments": ["SentencePair", "next_sentence_pairs", "overlap_baseline", "split_sentences"],
     "objective": ["context_free_baselines", "masked_accuracy", "masked_lm_loss", "perplexity", "token_counts",
                   "uniform_baseline", "unigram_baseline"],
     "synthetic": ["HiddenMarkovLanguage", "random_language"],

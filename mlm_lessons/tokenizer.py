@@ -201,6 +201,26 @@ class MLMTokenizer:
         enc = self.encode_batch(texts, max_length=max_length, padding=False, return_tensors=None)
         return [{"input_ids": i, "word_ids": w} for i, w in zip(enc["input_ids"], enc["word_ids"])]
 
+    def encode_pair(self, first: str, second: str, *, max_length: int = 128) -> dict:
+        """Two segments in one sequence, as BERT read them: ``[CLS] first [SEP] second [SEP]``.
+
+        Returns ``input_ids``, ``token_type_ids`` (the *segment* of each position: 0 for ``[CLS]``,
+        the first segment and its ``[SEP]``, 1 for the second segment and the last ``[SEP]``) and
+        ``word_ids``, as lists. Longer pairs are cut from the end of the longer segment. The book's
+        models read one segment (they have no segment embeddings); this is what BERT's
+        next-sentence prediction needs (:mod:`mlm_lessons.segments`).
+        """
+        first, second = check_texts([first, second], "segments")
+        if not isinstance(max_length, int) or max_length < 5:
+            raise ValueError(f"max_length must be an int >= 5 (room for [CLS], two [SEP] and a piece of each segment), "
+                             f"got {max_length!r}")
+        self.tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
+        try:
+            enc = self.tokenizer.encode(first, second)
+        finally:
+            self.tokenizer.no_truncation()
+        return {"input_ids": list(enc.ids), "token_type_ids": list(enc.type_ids), "word_ids": list(enc.word_ids)}
+
     def encode_chunks(self, texts: Sequence[str], *, max_length: int = 128) -> list[dict]:
         """Every text cut into consecutive chunks of at most ``max_length`` tokens, ``[CLS]`` and
         ``[SEP]`` included, so that no text is lost to truncation.
