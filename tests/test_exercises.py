@@ -12,17 +12,21 @@ from mlm_lessons.teaching.exercises import exercises
 
 
 def test_every_exercise_is_registered():
-    assert [e.id for e in exercises(1)] == ["01-closer", "01-fragmentation", "01-leaks", "01-roles"]
-    assert [e.id for e in exercises(2)] == ["02-labels", "02-rebalance", "02-select"]
-    assert [e.id for e in exercises(3)] == ["03-accuracy", "03-loss", "03-unigram"]
-    assert [e.id for e in exercises(4)] == ["04-attention", "04-causal", "04-params"]
-    assert [e.id for e in exercises(5)] == ["05-mfu", "05-no-decay", "05-schedule"]
-    assert [e.id for e in exercises(7)] == ["07-early-stop", "07-new-embedding", "07-overlap"]
-    assert [e.id for e in exercises(6)] == ["06-corrupt", "06-sem", "06-times-seen"]
-    assert [e.id for e in exercises(8)] == ["08-first-piece", "08-macro-f1", "08-mrr", "08-span-f1"]
-    assert [e.id for e in exercises(9)] == ["09-next-token", "09-pll", "09-remask"]
-    assert [e.id for e in exercises(10)] == ["10-left-only", "10-middle-word", "10-topic-posterior"]
-    assert all(e.prompt for e in exercises())
+    """The exercises the chapters check are exactly the registered ones, each in its chapter."""
+    import json
+    import re
+    from pathlib import Path
+
+    book = Path(__file__).resolve().parents[1] / "book"
+    used = {}
+    for path in sorted(book.glob("[01][0-9]_*.ipynb")):
+        source = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        for exercise in re.findall(r'mlm\.check\("([0-9]{2}-[a-z0-9-]+)"', source):
+            used[exercise] = int(path.name[:2])
+    assert {e.id: e.chapter for e in exercises()} == used
+    assert all(int(e.id[:2]) == e.chapter and e.prompt for e in exercises())
+    for chapter in range(1, 11):
+        assert len(exercises(chapter)) >= 3, f"chapter {chapter} has {len(exercises(chapter))} exercises"
 
 
 def rejected(exercise_id, answer, says, **context):
@@ -516,3 +520,47 @@ def test_chapter_ten_checkers():
     rejected("10-topic-posterior", lambda *a: topic_posterior(*a, use_start=False), "start[z, x_0] is missing")
     with np.errstate(all="ignore"):
         rejected("10-topic-posterior", lambda *a: topic_posterior(*a, logs=False), "underflows")
+
+
+def test_predictions_and_choices_reveal_nothing_before_an_answer():
+    from mlm_lessons.teaching.exercises.registry import AnswerError, judge_choice, judge_prediction
+
+    for empty in (None, ...):
+        ok, message = judge_prediction(empty, 0.4321, within=0.1, why="because")
+        assert not ok and "0.43" not in message and "because" not in message and "write your answer first" in message
+        ok, message = judge_choice(empty, {"a": "reason a", "b": "reason b"}, right="b")
+        assert not ok and "reason a" not in message and "reason b" not in message and "one of a, b" in message
+    assert judge_prediction(0.45, 0.4321, within=0.1, why="because")[0]
+    ok, message = judge_prediction(0.3, 0.4321, within=0.1, why="because")
+    assert not ok and "too low by 0.132" in message and message.endswith("because")
+    assert judge_prediction(7, 9.0, within=2.5, relative=False, why="")[0]
+    with pytest.raises(AnswerError, match="predict a number, got True"):
+        judge_prediction(True, 1.0, within=0.1, why="")
+    ok, message = judge_choice("(A)", {"a": "reason a", "b": "reason b"}, right="b")
+    assert not ok and message == "not (a): reason a" and "(b)" not in message
+    assert judge_choice(" b ", {"a": "reason a", "b": "reason b"}, right="b") == (True, "(b) – reason b")
+    with pytest.raises(AnswerError, match="answer one of a, b, got 'z'"):
+        judge_choice("z", {"a": "", "b": ""}, right="b")
+    with pytest.raises(ValueError, match="the right choice 'c' is not among the options"):
+        judge_choice("a", {"a": "", "b": ""}, right="c")
+
+
+def test_chapter_two_new_kinds(general_tok, corpora):
+    from mlm_lessons.teaching.exercises.ch02 import partly_hidden_share
+
+    texts = corpora["python-docs"].texts("valid")[:128]
+    assert mlm.check("02-predict-pieces", 0.15, tokenizer=general_tok, texts=texts)
+    rejected("02-predict-pieces", 0.3, "too high", tokenizer=general_tok, texts=texts)
+    rejected("02-predict-pieces", None, "write your answer first", tokenizer=general_tok, texts=texts)
+    assert mlm.check("02-interpret-nsp", "b")
+    for wrong in "acd":
+        result = mlm.check("02-interpret-nsp", wrong)
+        assert not result and "(b)" not in result.message
+    assert mlm.check("02-partly-hidden", lambda tok, t, config, seed: partly_hidden_share(tok, t, config, seed=seed),
+                     tokenizer=general_tok, texts=texts)
+    rejected("02-partly-hidden", lambda *a: 0.0, "too low", tokenizer=general_tok, texts=texts)
+    rejected("02-partly-hidden", lambda tok, t, config, seed: 0.5 if config.whole_word else partly_hidden_share(tok, t, config, seed=seed),
+             "must be 0", tokenizer=general_tok, texts=texts)
+    result = mlm.check("02-partly-hidden", lambda *a: 0.5, tokenizer=general_tok, texts=texts)
+    want = partly_hidden_share(general_tok, texts, mlm.MaskingConfig(), seed=0)
+    assert not result and f"{want:.3f}" not in result.message, "a wrong attempt is not told the number to find"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import register, call_answer, name_mistake, first_mismatch
+from .registry import register, call_answer, name_mistake, first_mismatch, judge_choice, judge_prediction, as_number
 
 
 @register(
@@ -103,6 +103,114 @@ def _check_rebalance(answer) -> tuple[bool, str]:
         if abs(got[a] - ideal_a) > 1:
             return False, f"{where} returned {got}: {a} and {b} should keep their proportion ({a} ≈ {ideal_a:.1f})"
     return True, f"all {len(cases)} cases sum to 100 and keep the proportions"
+
+
+
+def selected_piece_share(tokenizer, texts, config, *, seed: int = 0, max_length: int = 64) -> float:
+    """The share of the real pieces of ``texts`` (encoded as one batch) that ``config`` selects."""
+    import torch
+
+    from ...masking import mask_tokens_explained
+
+    batch = tokenizer.encode_batch(list(texts), max_length=max_length)
+    out = mask_tokens_explained(batch.input_ids, config, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
+                                special_ids=tokenizer.special_ids, generator=torch.Generator().manual_seed(seed),
+                                word_ids=batch.word_ids)
+    real = ~torch.isin(batch.input_ids, torch.tensor(sorted(tokenizer.special_ids)))
+    return int(out.selected.sum()) / int(real.sum())
+
+
+def partly_hidden_share(tokenizer, texts, config, *, seed: int = 0, max_length: int = 64) -> float:
+    """Of the selected pieces that belong to words of two pieces or more, the share whose word keeps
+    at least one piece unselected (the reference of exercise 2.6)."""
+    import torch
+
+    from ...masking import mask_tokens_explained
+
+    batch = tokenizer.encode_batch(list(texts), max_length=max_length)
+    out = mask_tokens_explained(batch.input_ids, config, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
+                                special_ids=tokenizer.special_ids, generator=torch.Generator().manual_seed(seed),
+                                word_ids=batch.word_ids)
+    partly = total = 0
+    for b, words in enumerate(batch.word_ids):
+        pieces: dict[int, list[bool]] = {}
+        for t, w in enumerate(words):
+            if w is not None:
+                pieces.setdefault(w, []).append(bool(out.selected[b, t]))
+        for flags in pieces.values():
+            if len(flags) > 1 and any(flags):
+                total += sum(flags)
+                partly += sum(flags) if not all(flags) else 0
+    return partly / total if total else 0.0
+
+
+@register(
+    "02-predict-pieces",
+    2,
+    "Predict, then run: whole-word masking selects 15% of the *words* of each sequence. What share of "
+    "the *pieces* does that select, on 256 validation sequences?",
+)
+def _check_predict_pieces(answer, *, tokenizer, texts) -> tuple[bool, str]:
+    from ...masking import MaskingConfig
+
+    measured = selected_piece_share(tokenizer, texts, MaskingConfig(whole_word=True))
+    return judge_prediction(answer, measured, within=0.01, relative=False, what="a share between 0 and 1", why=(
+        "Each word is chosen with the same probability whatever its length, so on average a chosen word has as "
+        "many pieces as any word: the share of pieces is about the share of words. Rounding a short sequence's "
+        "count up to at least one word adds a little."))
+
+
+@register(
+    "02-interpret-nsp",
+    2,
+    "Interpret: word overlap alone gets most held-out NSP pairs right (section 2.8). What does that show? "
+    "(a) NSP never helps any task; (b) a model can do well on NSP by noticing that two sentences share a topic, "
+    "so NSP accuracy says little about whether it learned how sentences follow each other; (c) a better "
+    "threshold would make the overlap rule right on every pair; (d) NotNext pairs are much more common than "
+    "IsNext pairs in our data.",
+)
+def _check_interpret_nsp(answer) -> tuple[bool, str]:
+    return judge_choice(answer, {
+        "a": "too strong: the rule shows the task is easy by topic, not that it never helps – BERT's own ablation "
+             "found it helped, with its two-segment inputs",
+        "b": "NotNext sentences come from other documents, usually about something else, so shared words give them "
+             "away; ALBERT replaced NSP by sentence order for that reason",
+        "c": "the threshold is already the most accurate one on the training pairs, and the printed training accuracy "
+             "is far from 100%: many consecutive sentences share no word",
+        "d": "the printed share of IsNext pairs is about a half, as BERT's sampling makes it; guessing the larger "
+             "class gets about 50%",
+    }, right="b")
+
+
+@register(
+    "02-partly-hidden",
+    2,
+    "Extend: write partly_hidden_share(tokenizer, texts, config, seed): mask tokenizer.encode_batch(texts, "
+    "max_length=64) with config (mlm.mask_tokens_explained, torch.Generator().manual_seed(seed), the batch's "
+    "word_ids) and return, of the selected pieces that belong to words of two pieces or more, the share whose "
+    "word keeps at least one piece unselected.",
+)
+def _check_partly_hidden(answer, *, tokenizer, texts) -> tuple[bool, str]:
+    from ...masking import MaskingConfig
+
+    pieces, words = MaskingConfig(), MaskingConfig(whole_word=True)
+    for seed in (0, 1):
+        want = partly_hidden_share(tokenizer, texts, pieces, seed=seed)
+        got = as_number(call_answer(answer, tokenizer, texts, pieces, seed))
+        if not 0 <= got <= 1:
+            return False, f"a share lies between 0 and 1, got {got:.3g} with single-piece masking (seed {seed})"
+        if abs(got - want) > 0.03:  # the measurement is not printed: it is what the function should find
+            side = "high" if got > want else "low"
+            hint = (" – a selected piece counts when its word has another piece that is not selected" if got == 0 else
+                    " – the denominator is the selected pieces of words with two pieces or more, not all selected pieces"
+                    if side == "low" else " – a piece counts only when its own word keeps a piece unselected")
+            return False, f"with single-piece masking (seed {seed}) your share, {got:.3f}, is too {side} (more than 0.03 from the package's measurement){hint}"
+    whole = as_number(call_answer(answer, tokenizer, texts, words, 0))
+    if whole != 0:
+        return False, (f"with whole-word masking your share is {whole:.3f}, but whole-word masking selects every piece "
+                       f"of a chosen word: no selected word keeps a piece visible, so the share must be 0")
+    return True, (f"with single-piece masking about {want:.0%} of the pieces it hides in words of several pieces keep "
+                  f"part of their word visible; with whole-word masking none do – chapter 6 asks whether that matters")
 
 
 # -- chapter 3 ------------------------------------------------------------------------------

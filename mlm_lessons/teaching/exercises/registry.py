@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 __all__ = ["CheckResult", "Exercise", "check", "exercises", "register", "AnswerError", "call_answer", "name_mistake", "as_number",
-           "as_list", "first_mismatch"]
+           "as_list", "first_mismatch", "judge_prediction", "judge_choice", "NO_PREDICTION"]
 
 
 @dataclass(frozen=True)
@@ -129,3 +129,53 @@ def first_mismatch(answer, cases, describe) -> tuple[bool, str] | None:
 
 
 # -- chapter 1 ------------------------------------------------------------------------------
+
+
+# -- the three kinds of exercise beside "write a function" ---------------------------------------
+#
+# *predict, then run*: the student writes a number before a cell shows it; the checker compares it
+# with the measurement and says why the measurement is what it is, close or not.
+# *interpret*: a multiple-choice question on a result of the chapter; a wrong choice gets the reason
+# it is wrong, never the right letter.
+# *extend*: a small experiment with the package, checked by its outcome (each chapter's own checker).
+# None of them prints the answer before the student has committed one, so an attempt cell that
+# holds ``None`` stores an output that reveals nothing.
+
+#: What a predict or interpret checker says before an answer is given.
+NO_PREDICTION = "write your answer first ({what}), then run the check again: the verdict and its reason come once you have"
+
+
+def judge_prediction(answer, measured: float, *, within: float, why: str, relative: bool = True, digits: int = 3,
+                     what: str = "a number") -> tuple[bool, str]:
+    """A prediction against its measurement: right when it lies within ``within`` of ``measured``
+    (a share of it with ``relative=True``, else an absolute distance). The message gives both
+    numbers and ``why`` – the reason the measurement is what it is – whether the guess was close or
+    not. ``None`` (nothing predicted yet) gets :data:`NO_PREDICTION` and no number."""
+    if answer is None or answer is ...:
+        return False, NO_PREDICTION.format(what=what)
+    if isinstance(answer, bool):
+        raise AnswerError(f"predict {what}, got {answer!r}")
+    got = as_number(answer)
+    gap = abs(got - measured)
+    limit = within * abs(measured) if relative else within
+    side = "high" if got > measured else "low"
+    verdict = "close" if gap <= limit else f"too {side} by {gap:.{digits}g}"
+    tolerance = f"{within:.0%} of it" if relative else f"{within:g}"
+    return gap <= limit, f"you predicted {got:.{digits}g}; the measurement is {measured:.{digits}g} ({verdict}; within {tolerance} counts). {why}"
+
+
+def judge_choice(answer, options: dict[str, str], right: str) -> tuple[bool, str]:
+    """A multiple-choice answer: ``options`` maps each letter to the reason that choice is right
+    (for ``right``) or wrong (for the others). A wrong choice gets its own reason, not the right
+    letter; ``None`` gets :data:`NO_PREDICTION`."""
+    if right not in options:
+        raise ValueError(f"the right choice {right!r} is not among the options {sorted(options)}")
+    letters = ", ".join(sorted(options))
+    if answer is None or answer is ...:
+        return False, NO_PREDICTION.format(what=f"one of {letters}")
+    choice = str(answer).strip().strip("()").lower()
+    if choice not in options:
+        raise AnswerError(f"answer one of {letters}, got {answer!r:.40}")
+    if choice == right:
+        return True, f"({choice}) – {options[choice]}"
+    return False, f"not ({choice}): {options[choice]}"
