@@ -131,12 +131,55 @@ class PairedDifference:
         return self.mean / (self.std / math.sqrt(self.n))
 
     @property
+    def p_value(self) -> float:
+        """The two-sided p-value of the paired t-test (H0: the mean difference is 0), with n − 1
+        degrees of freedom – what ``scipy.stats.ttest_rel`` reports. With five seeds a p-value
+        below 0.05 needs a t of about 2.8."""
+        t = self.t
+        if math.isinf(t):
+            return 0.0
+        if t == 0:
+            return 1.0
+        df = self.n - 1
+        return _regularized_beta(df / (df + t * t), df / 2, 0.5)
+
+    @property
     def clear(self) -> bool:
         """A is ahead by more than the seed-to-seed spread of the difference (mean > std)."""
         return self.mean > self.std
 
     def __str__(self) -> str:
         return f"{self.mean:+.3f} ± {self.std:.3f} (A ahead on {self.wins} of {self.n} seeds)"
+
+
+def _regularized_beta(x: float, a: float, b: float) -> float:
+    """I_x(a, b), the regularized incomplete beta function, by its continued fraction (the modified
+    Lentz method of Numerical Recipes' ``betacf``); the t distribution's two-sided tail is
+    I_{df/(df+t²)}(df/2, 1/2)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):  # the continued fraction converges fast on this side only
+        return 1.0 - _regularized_beta(1.0 - x, b, a)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+
+    def guard(v: float) -> float:
+        return v if abs(v) > tiny else tiny
+
+    c, d = 1.0, 1.0 / guard(1.0 - (a + b) * x / (a + 1))
+    h = d
+    for m in range(1, 400):
+        even = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        d, c = 1.0 / guard(1.0 + even * d), guard(1.0 + even / c)
+        h *= d * c
+        odd = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d, c = 1.0 / guard(1.0 + odd * d), guard(1.0 + odd / c)
+        h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return front * h
 
 
 def paired(a: Sequence[float], b: Sequence[float]) -> PairedDifference:

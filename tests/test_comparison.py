@@ -237,3 +237,16 @@ def test_token_probe_reads_each_word_state():
     with pytest.raises(ValueError, match=".encoder"):
         token_probe(torch.nn.Linear(2, 2), tok, task)
 
+
+
+def test_paired_p_value_is_scipys_paired_t_test():
+    rng = random.Random(0)
+    for n in (2, 3, 5, 8, 30):
+        for shift in (0.0, 0.3, 3.0):
+            a = [rng.gauss(shift, 1) for _ in range(n)]
+            b = [rng.gauss(0, 1) for _ in range(n)]
+            assert paired(a, b).p_value == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-10, abs=1e-300)
+    assert paired([1, 2, 3], [1, 2, 3]).p_value == 1.0  # no difference at all
+    assert paired([2, 3, 4], [1, 2, 3]).p_value == 0.0  # the same difference on every seed: t is infinite
+    # five seeds, every one ahead: a sign test cannot go below 1/16, the t-test can
+    assert paired([0.31, 0.33, 0.30, 0.35, 0.32], [0.30, 0.31, 0.29, 0.31, 0.30]).p_value < 0.05
