@@ -290,3 +290,67 @@ def test_evaluate_by_fate_splits_the_fixed_evaluation(tiny):
     assert split["mask_positions"] > split["random_positions"] > 0 and split["kept_positions"] > 0
     with pytest.raises(ValueError, match="texts is empty"):
         ablations.evaluate_by_fate(model, tok, [], config)
+
+
+# -- the predictability study ----------------------------------------------------------------------
+
+
+def test_predictability_study_masks_the_same_budget_three_ways(tiny):
+    from mlm_lessons.ablations import PREDICTABILITY, masked_share, word_eval_config
+
+    tok, corpus, _ = tiny
+    assert [v.name for v in PREDICTABILITY] == ["single pieces", "whole words", "spans"]
+    assert [v.masking() for v in PREDICTABILITY] == [
+        MaskingConfig(), MaskingConfig(whole_word=True, span_p=1.0), MaskingConfig(whole_word=True, span_p=0.2)]
+    shares = [masked_share(tok, corpus.texts("valid"), v.masking()) for v in PREDICTABILITY]
+    assert max(shares) - min(shares) < 0.01 and all(abs(s - 0.15) < 0.03 for s in shares), shares
+    # the word-level evaluation selects every piece of a chosen word, with 80/10/10 and seed 0
+    config = word_eval_config(64)
+    assert config.masking == MaskingConfig(whole_word=True, span_p=1.0) and config.seed == 0
+    examples = tok.encode_chunks(corpus.texts("valid"), max_length=64)[: config.eval_sequences]
+    batches = eval_batches(tok, corpus.texts("valid"), config)
+    labels = [row for b in batches for row in b["labels"].tolist()]
+    for ex, row in zip(examples, labels):
+        by_word = {}
+        for w, label in zip(ex["word_ids"], row):
+            if w is not None:
+                by_word.setdefault(w, set()).add(label != IGNORE_INDEX)
+        assert all(len(v) == 1 for v in by_word.values())
+
+
+def test_run_predictability_on_tiny_data(tiny):
+    from mlm_lessons.ablations import PREDICTABILITY, PredictabilitySettings, run_predictability
+
+    tok, corpus, tasks = tiny
+    settings = PredictabilitySettings(steps=20, per_class=8, lrs=(1e-3, 4e-3), tasks=("toy",), max_steps=10, eval_every=5)
+    row = run_predictability(PREDICTABILITY[2], 0, tokenizer=tok, corpus=corpus, tasks=tasks, settings=settings, cache=False)
+    assert (row["study"], row["variant"], row["seed"]) == ("predictability", "spans", 0)
+    assert abs(row["masked_share"] - 0.15) < 0.03
+    for prefix in ("fixed", "word"):
+        assert math.isfinite(row[f"{prefix}_mask_loss"]) and 0 <= row[f"{prefix}_mask_accuracy"] <= 1
+    assert row["word_loss"] != pytest.approx(row["fixed_loss"], rel=1e-9), "two different evaluation masks"
+    assert set(row["finetune"]) == {"toy"} and set(row["finetune"]["toy"]) == {"0.001", "0.004"}
+    assert all(0 <= r[k] <= 1 for r in row["finetune"]["toy"].values() for k in ("valid", "test"))
+    again = run_predictability(PREDICTABILITY[2], 0, tokenizer=tok, corpus=corpus, tasks=tasks, settings=settings, cache=False,
+                               lrs=[1e-3])
+    assert again["finetune"]["toy"]["0.001"] == row["finetune"]["toy"]["0.001"], "a rate's run is the same whatever the grid"
+    with pytest.raises(ValueError, match="variant must be a Variant"):
+        run_predictability("spans", 0, tokenizer=tok, corpus=corpus, tasks=tasks, settings=settings)
+    with pytest.raises(ValueError, match=r"tasks lacks \['toy'\]"):
+        run_predictability(PREDICTABILITY[0], 0, tokenizer=tok, corpus=corpus, tasks={}, settings=settings)
+    with pytest.raises(ValueError, match="lrs must hold at least two positive learning rates"):
+        PredictabilitySettings(lrs=(1e-3,))
+
+
+def test_choose_protocol_picks_the_best_mean_validation_rate():
+    from mlm_lessons.ablations import choose_protocol
+
+    def row(variant, seed, scores):
+        return {"variant": variant, "seed": seed, "finetune": {"t": {str(lr): {"valid": v, "test": v + 0.5} for lr, v in scores.items()}}}
+
+    rows = [row("a", 1, {1e-3: 0.2, 2e-3: 0.4, 4e-3: 0.1}), row("a", 0, {1e-3: 0.3, 2e-3: 0.3, 4e-3: 0.2}),
+            row("b", 0, {1e-3: 0.5, 2e-3: 0.1}), row("b", 1, {1e-3: 0.6, 2e-3: 0.2, 4e-3: 0.9})]
+    chosen = choose_protocol(rows, "t")
+    assert chosen["a"] == {"lr": 2e-3, "at_edge": False, "seeds": [0, 1], "test": [0.8, 0.9]}
+    # b's 4e-3 ran on one seed only: the choice is among the rates every seed has
+    assert chosen["b"] == {"lr": 1e-3, "at_edge": True, "seeds": [0, 1], "test": [1.0, 1.1]}

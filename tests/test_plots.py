@@ -37,3 +37,18 @@ def test_label_curve_averages_seeds_and_places_all_labels():
     assert list(line.get_xdata()) == [10, 800] and list(line.get_ydata()) == pytest.approx([0.5, 0.9])
     with pytest.raises(ValueError, match="all_labels_at"):
         label_curve_plot(rows, metric="f1")
+
+
+def test_seed_lines_draw_one_line_per_seed_and_a_mean_per_variant():
+    from mlm_lessons.teaching.plots import seed_lines_plot
+
+    ax = seed_lines_plot({"a": [1.0, 2.0, 3.0], "b": [1.5, 2.5, 2.0]}, ylabel="loss")
+    seeds = [line for line in ax.lines if line.get_marker() == "o"]
+    means = [line for line in ax.lines if line.get_marker() != "o"]
+    assert len(seeds) == 3 and [list(line.get_ydata()) for line in seeds] == [[1.0, 1.5], [2.0, 2.5], [3.0, 2.0]]
+    assert [line.get_ydata()[0] for line in means] == [2.0, 2.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"] and ax.get_ylabel() == "loss"
+    with pytest.raises(ValueError, match="at least two variants"):
+        seed_lines_plot({"a": [1.0]})
+    with pytest.raises(ValueError, match=r"one score per seed, the same seeds; got \{a: 2, b: 1\}"):
+        seed_lines_plot({"a": [1.0, 2.0], "b": [1.0]})

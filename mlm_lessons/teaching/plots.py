@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 __all__ = [
     "zipf_plot", "fragmentation_plot", "FATE_COLORS", "masked_tokens_plot", "fate_counts_plot",
-    "loss_curve_plot", "overlap_heatmap", "validation_curves_plot", "label_curve_plot", "ablation_plot",
+    "loss_curve_plot", "overlap_heatmap", "validation_curves_plot", "label_curve_plot", "ablation_plot", "seed_lines_plot",
 ]
 
 #: One colour per fate of a position (see mlm_lessons.masking.Fate), shared by figures and widgets.
@@ -271,6 +271,34 @@ def ablation_plot(summary: Sequence[Mapping], *, metric: str, ax=None, title: st
             ax.axhspan(m - sd, m + sd, color="#888888", alpha=0.15)
     ax.set_xticks(list(xs), [r["variant"] for r in rows])
     ax.set_ylabel(ylabel or metric)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def seed_lines_plot(per_variant: Mapping[str, Sequence[float]], *, ax=None, ylabel: str | None = None, title: str | None = None):
+    """Paired results drawn as pairs: one line per seed across the variants (``per_variant`` maps each
+    variant to its scores, seed by seed, in the same seed order), with each variant's mean as a black
+    bar. Lines that slope the same way on every seed show a difference the seeds agree on, even when
+    the variants' spreads overlap."""
+    names = list(per_variant)
+    if len(names) < 2:
+        raise ValueError(f"seed_lines_plot compares at least two variants, got {names}")
+    counts = {len(v) for v in per_variant.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise ValueError(f"every variant needs one score per seed, the same seeds; got {{{', '.join(f'{n}: {len(per_variant[n])}' for n in names)}}}")
+    ax = _axis(ax, figsize=(4.2, 3.6))
+    xs = range(len(names))
+    for seed in range(counts.pop()):
+        ax.plot(xs, [per_variant[n][seed] for n in names], "o-", color="#4c78a8", alpha=0.5, lw=1, ms=3,
+                label="one seed" if seed == 0 else None)
+    for x, n in zip(xs, names):
+        m = sum(per_variant[n]) / len(per_variant[n])
+        ax.plot([x - 0.15, x + 0.15], [m, m], color="black", lw=2, label="mean" if x == 0 else None)
+    ax.set_xticks(list(xs), names)
+    ax.set_ylabel(ylabel or "")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize="small")
     if title:
