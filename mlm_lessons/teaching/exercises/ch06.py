@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import register, call_answer, name_mistake
+from .registry import register, call_answer, name_mistake, as_number, judge_choice, judge_prediction
 
 
 @register(
@@ -119,6 +119,94 @@ def _check_times_seen(answer) -> tuple[bool, str]:
                 hint = f" – the counts must add up to the {epochs} epochs"
             return False, f"times_seen({epochs}, {copies}) returned {got}, expected {want}{hint}"
     return True, "right, e.g. RoBERTa's 40 epochs with 10 copies: each mask seen 4 times"
+
+
+
+def mean_run_length(tokenizer, texts, config, *, seed: int = 0, max_length: int = 64) -> float:
+    """The mean number of words in a run of consecutive selected words, when ``config`` masks
+    ``tokenizer.encode_batch(texts)`` (the reference of exercise 6.6)."""
+    import torch
+
+    from ...masking import mask_tokens_explained
+
+    batch = tokenizer.encode_batch(list(texts), max_length=max_length)
+    out = mask_tokens_explained(batch.input_ids, config, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
+                                special_ids=tokenizer.special_ids, generator=torch.Generator().manual_seed(seed),
+                                word_ids=batch.word_ids)
+    runs = []
+    for b, words in enumerate(batch.word_ids):
+        chosen = sorted({w for t, w in enumerate(words) if w is not None and out.selected[b, t]})
+        for i, w in enumerate(chosen):
+            if i == 0 or w != chosen[i - 1] + 1:
+                runs.append(0)
+            runs[-1] += 1
+    return sum(runs) / len(runs)
+
+
+@register(
+    "06-predict-span-length",
+    6,
+    "Predict, then run: SpanBERT draws a span's length in words from a geometric distribution with "
+    "p = 0.2, restricted to 1 ... 10 words. What is the mean length?",
+)
+def _check_predict_span_length(answer) -> tuple[bool, str]:
+    weights = [0.2 * 0.8 ** (k - 1) for k in range(1, 11)]
+    mean = sum(k * w for k, w in zip(range(1, 11), weights)) / sum(weights)
+    return judge_prediction(answer, mean, within=0.25, relative=False, digits=2, what="a number of words", why=(
+        "Without the limit, a geometric distribution with p = 0.2 has mean 1/p = 5 words. Restricting it to at most "
+        "10 words drops the long spans and spreads their probability over the short ones, which brings the mean "
+        "down to SpanBERT's 3.8."))
+
+
+@register(
+    "06-run-length",
+    6,
+    "Extend: write mean_run_length(tokenizer, texts, config, seed): mask tokenizer.encode_batch(texts, max_length=64) "
+    "with config (mlm.mask_tokens_explained, torch.Generator().manual_seed(seed), the batch's word_ids) and return the "
+    "mean number of words in a run of consecutive selected words.",
+)
+def _check_run_length(answer, *, tokenizer, texts) -> tuple[bool, str]:
+    from ...masking import MaskingConfig
+
+    got = {}
+    for name, config in (("whole words", MaskingConfig(whole_word=True, span_p=1.0)), ("spans", MaskingConfig(whole_word=True, span_p=0.2))):
+        for seed in (0, 1):
+            want = mean_run_length(tokenizer, texts, config, seed=seed)
+            value = as_number(call_answer(answer, tokenizer, texts, config, seed))
+            if value < 1:
+                return False, f"a run holds at least one word; your mean is {value:.3g} for {name} (seed {seed})"
+            if abs(value - want) > 0.1 * want:  # the reference is not printed: it is what the function should find
+                side = "long" if value > want else "short"
+                hint = (" – count words, not pieces: a word of three pieces is one word of a run" if side == "long" else
+                        " – a run continues while the next word index is selected too; do not start a new run at every word")
+                return False, f"for {name} (seed {seed}) your mean run, {value:.2f} words, is too {side} (more than 10% off){hint}"
+            got[name] = value
+    return True, (f"runs of selected words: {got['whole words']:.2f} words with whole-word masking (neighbouring words chosen by "
+                  f"chance), {got['spans']:.2f} with SpanBERT's spans – shorter than the spans' 3.8, because spans are cut "
+                  f"at the end of a row and at words that would overflow the budget")
+
+
+
+@register(
+    "06-interpret-spans",
+    6,
+    "Interpret: in section 6.7 the models trained with spans end with a higher [MASK] loss than single pieces "
+    "on both fixed masks, on every seed, yet are level downstream. What explains it best? (a) spans are a worse "
+    "objective, and a span model would never catch up; (b) a span hides a word's neighbours too, so each prediction "
+    "has less context nearby: the harder task is learned more slowly in the same steps, and the fixed masks leave "
+    "neighbours in view, the easier task the others practised; (c) the span models masked fewer pieces; (d) each "
+    "model was scored on masks drawn with its own seed.",
+)
+def _check_interpret_spans(answer) -> tuple[bool, str]:
+    return judge_choice(answer, {
+        "a": "the study stops after 1,000 steps and cannot say what happens later – SpanBERT trained to convergence "
+             "and found spans as good as or better than single pieces on most tasks",
+        "b": "the span models trained on a harder task – less context next to each hidden piece – and after the same "
+             "steps they are less far along it, while the fixed masks test the easier one",
+        "c": "the budgets are equal: the table's first column shows the same share of pieces masked for the three",
+        "d": "every model is scored on the same fixed masks, drawn once with seed 0 – that is what makes the column "
+             "comparable",
+    }, right="b")
 
 
 # -- chapter 9 ------------------------------------------------------------------------------
