@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import register, call_answer, name_mistake, as_number, first_mismatch
+from .registry import register, call_answer, name_mistake, as_number, first_mismatch, judge_choice, judge_prediction
 
 
 @register(
@@ -115,6 +115,94 @@ def _check_closer(answer, *, tokenizer, corpora) -> tuple[bool, str]:
         return True, f"right: pieces per word {detail}"
     return False, (f"not this time: numpy-docs ({ppw['numpy-docs']:.3f} pieces per word) is closer to {truth} "
                    f"({ppw[truth]:.3f}) than to {answer} ({ppw[answer]:.3f}); look at which words numpy-docs shares with each")
+
+
+
+def moved_share(corpora, edit=lambda text: text + ".") -> float:
+    """Of all the documents of ``corpora`` (a dict of corpus name -> Corpus), the share whose split
+    (:func:`~mlm_lessons.corpus.build.split_of`, the hash of the text) changes when ``edit`` changes
+    the text: the measurement of exercise 1.5."""
+    from ...corpus.build import split_of
+
+    documents = [d for corpus in corpora.values() for d in corpus.documents]
+    return sum(split_of(edit(d.text)) != split_of(d.text) for d in documents) / len(documents)
+
+
+@register(
+    "01-predict-moved",
+    1,
+    "Predict, then run: a new release adds a full stop at the end of every docstring. What share of the "
+    "documents of the three corpora would move to another split?",
+)
+def _check_predict_moved(answer, *, corpora) -> tuple[bool, str]:
+    measured = moved_share(corpora)
+    return judge_prediction(answer, measured, within=0.03, relative=False, what="a share between 0 and 1", why=(
+        "One more character gives the text a new SHA-256, unrelated to the old one: the document draws a new "
+        "u, as if at random. It stays only if both draws fall in the same split, which happens with probability "
+        "0.90² + 0.05² + 0.05² ≈ 0.815, so about 0.185 move. The split is stable when other documents change, "
+        "not when the document itself does: an edited copy of a training text can land in valid or test, a "
+        "near-duplicate that exact de-duplication does not catch."))
+
+
+@register(
+    "01-interpret-own-corpus",
+    1,
+    "Interpret: in section 1.7, on its own corpus each tokenizer needs fewer pieces per word than the other "
+    "tokenizer. Why? (a) it saw those validation texts during training; (b) its vocabulary keeps whole the "
+    "words that are frequent in its training text, and a corpus's validation split uses mostly the same words; "
+    "(c) it has a larger vocabulary; (d) the words of pytorch-docs are longer.",
+)
+def _check_interpret_own_corpus(answer) -> tuple[bool, str]:
+    return judge_choice(answer, {
+        "a": "each tokenizer was trained on the train split only, and section 1.4 checked that no validation text "
+             "is also in train: the table measures text neither tokenizer was trained on",
+        "b": "WordPiece merges the pieces that are frequent in its training text, so those words get entries of "
+             "their own; the validation split of the same corpus talks about the same things (tensor, dtype and "
+             "cuda in pytorch-docs), so most of its words are found whole, while the other corpus's words are cut",
+        "c": "both tokenizers have 8,000 entries (section 1.6)",
+        "d": "word length cannot explain why the same corpus is cut differently by the two tokenizers: on "
+             "python-docs the general tokenizer needs fewer pieces per word than the domain one, on "
+             "pytorch-docs it needs more",
+    }, right="b")
+
+
+@register(
+    "01-vocab-size",
+    1,
+    "Extend: write pieces_per_word_at(vocab_size, train_texts, valid_texts) that trains a tokenizer of "
+    "vocab_size entries on train_texts (mlm.train_tokenizer) and returns its pieces per word on valid_texts "
+    "(tokenizer.fragmentation).",
+)
+def _check_vocab_size(answer, *, corpora) -> tuple[bool, str]:
+    from ...tokenizer import train_tokenizer
+
+    train, valid = corpora["python-docs"].texts("train"), corpora["pytorch-docs"].texts("valid")
+    sizes = (1000, 4000)
+    got = {v: as_number(call_answer(answer, v, train, valid)) for v in sizes}
+    if got[sizes[0]] == got[sizes[1]]:
+        return False, (f"your function returns {got[sizes[0]]:.3f} for both {sizes[0]:,} and {sizes[1]:,} entries: "
+                       f"train a new tokenizer with vocab_size=vocab_size on train_texts")
+    if got[sizes[0]] < got[sizes[1]]:
+        return False, (f"your function finds more pieces per word with {sizes[1]:,} entries ({got[sizes[1]]:.3f}) than with "
+                       f"{sizes[0]:,} ({got[sizes[0]]:.3f}), but a larger vocabulary keeps more words whole: does vocab_size "
+                       f"reach train_tokenizer?")
+    want = {}
+    for v in sizes:
+        tokenizer = train_tokenizer(train, vocab_size=v)
+        frag = tokenizer.fragmentation(valid)
+        want[v] = frag.pieces_per_word
+        if got[v] < 1:
+            hint = name_mistake(got[v], [(frag.share_split, "that is the share of words split")], lambda g, w: abs(g - w) < 1e-6)
+            return False, (f"with {v:,} entries you returned {got[v]:.3f}, but every word is one piece or more: pieces "
+                           f"per word is at least 1{hint or ' – return tokenizer.fragmentation(valid_texts).pieces_per_word'}")
+        if abs(got[v] - want[v]) > 0.01 * want[v]:  # the measurement is not printed: it is what the function should find
+            side = "high" if got[v] > want[v] else "low"
+            hint = (" – measure on valid_texts (pytorch-docs), not on the text the tokenizer was trained on" if side == "low" else
+                    " – count the pieces of words only (tokenizer.fragmentation), not [CLS] and [SEP]")
+            return False, f"with {v:,} entries your pieces per word, {got[v]:.3f}, is too {side} (more than 1% from the package's measurement){hint}"
+    return True, (f"on pytorch-docs, a tokenizer trained on python-docs needs {want[1000]:.3f} pieces per word with 1,000 "
+                  f"entries and {want[4000]:.3f} with 4,000 – more entries keep more words whole, but each costs a row of "
+                  f"the embedding matrix (chapter 4)")
 
 
 # -- chapter 2 ------------------------------------------------------------------------------

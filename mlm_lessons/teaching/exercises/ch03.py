@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import register, call_answer, name_mistake, as_number
+from .registry import register, call_answer, name_mistake, as_number, judge_choice, judge_prediction
 
 
 def _loss_cases():
@@ -119,6 +119,106 @@ def _check_unigram(answer) -> tuple[bool, str]:
             ], lambda g, w: abs(g - w) < 1e-6)
             return False, f"counts {counts.tolist()}: you computed {got:.6f}, expected {want:.6f}{hint}"
     return True, f"all {len(cases)} cases right"
+
+
+
+@register(
+    "03-predict-flat",
+    3,
+    "Predict, then run: divide the random logits of section 3.1 by 10 (a softmax temperature of 10). "
+    "What is the masked-LM loss on the same labels?",
+)
+def _check_predict_flat(answer, *, logits, labels) -> tuple[bool, str]:
+    import math
+
+    from ...objective import masked_lm_loss
+
+    measured = float(masked_lm_loss(logits / 10, labels))
+    return judge_prediction(answer, measured, within=0.05, relative=False, what="a loss in nats", why=(
+        f"Divided by 10, every logit is close to 0, and the softmax of nearly equal logits is nearly uniform: "
+        f"the loss moves to log V = {math.log(logits.shape[-1]):.3f}, the uniform baseline, whatever the labels. "
+        f"It is not the loss divided by 10: the loss is minus a log-probability, and the softmax turns small logits "
+        f"into probabilities close to 1/V."))
+
+
+@register(
+    "03-interpret-mixed",
+    3,
+    "Interpret: on the mixed metric (all selected positions), a model scores a loss below the unigram's but above "
+    "the best context-free loss of section 3.5. What does that show? (a) it has learned to use the context; "
+    "(b) nothing yet about context: a model that reads no neighbour would score lower; (c) it is below log V, so "
+    "it has learned what pretraining is for; (d) nothing, because the unigram should come from the other split.",
+)
+def _check_interpret_mixed(answer) -> tuple[bool, str]:
+    return judge_choice(answer, {
+        "a": "beating the unigram on the mixed metric needs no context: at a kept position the visible token is the "
+             "answer, and a model that copies it when that pays beats the unigram on this metric without reading a "
+             "single neighbour (section 3.5)",
+        "b": "the best context-free model – token frequencies, plus copying the visible token when that pays – "
+             "scores lower on this metric, so all the model shows could come without context; score it at the "
+             "[MASK] positions, where the context-free optimum is the unigram",
+        "c": "counting tokens alone, the unigram, is already far below log V: beating the uniform baseline shows "
+             "only that the model learned which tokens are frequent",
+        "d": "whichever split the frequencies come from (section 3.5 prints both), the baseline that matters for the "
+             "mixed metric is the best context-free loss, and the model does not beat it",
+    }, right="b")
+
+
+def mixed_gap(tokenizer, texts, counts, masking) -> float:
+    """The unigram's loss minus the best context-free loss on the mixed metric (all selected
+    positions), on ``texts`` masked once with ``masking`` (512 sequences of 64 pieces, as in
+    section 3.5): the reference of exercise 3.6."""
+    from ...objective import context_free_baselines
+    from ...training import TrainConfig, eval_batches
+
+    batches = eval_batches(tokenizer, texts, TrainConfig(max_length=64, eval_sequences=512, masking=masking))
+    out = context_free_baselines(batches, counts, masking, tokenizer.special_ids)
+    return out["unigram_loss"] - out["loss"]
+
+
+@register(
+    "03-mixed-gap",
+    3,
+    "Extend: write mixed_gap(tokenizer, texts, counts, masking) that masks texts once with masking (eval_batches, "
+    "TrainConfig(max_length=64, eval_sequences=512, masking=masking)) and returns, on the mixed metric, the "
+    "unigram's loss minus the best context-free loss (mlm.context_free_baselines).",
+)
+def _check_mixed_gap(answer, *, tokenizer, texts, counts) -> tuple[bool, str]:
+    from ...masking import MaskingConfig
+
+    usual = MaskingConfig()  # 80% [MASK], 10% random, 10% kept
+    got = as_number(call_answer(answer, tokenizer, texts, counts, usual))
+    want = mixed_gap(tokenizer, texts, counts, usual)
+    if abs(got - want) > 0.02:  # the measurement is not printed: it is what the function should find
+        side = "high" if got > want else "low"
+        hint = name_mistake(got, [
+            (-want, "the sign is flipped: the gap is the unigram's loss minus the context-free loss"),
+        ], lambda g, w: abs(g - w) < 0.02) or (
+            " – the gap is unigram_loss − loss of the dict context_free_baselines returns (both over all selected positions)")
+        return False, f"with BERT's 80/10/10 your gap, {got:.3f}, is too {side} (more than 0.02 from the package's measurement){hint}"
+    nothing_kept = MaskingConfig(p_mask=0.8, p_random=0.2, p_keep=0.0)
+    zero = as_number(call_answer(answer, tokenizer, texts, counts, nothing_kept))
+    if abs(zero) > 1e-6:
+        hint = (" – give context_free_baselines the masking the batches were made with" if zero < 0 else
+                " – mask the texts with the masking you are given, not BERT's")
+        return False, (f"with 80% [MASK], 20% random and nothing kept your gap is {zero:.3f}, but then a visible token is "
+                       f"never the answer, copying never pays and the best context-free model is the unigram: the gap "
+                       f"must be 0{hint}")
+    more_kept = MaskingConfig(p_mask=0.5, p_random=0.1, p_keep=0.4)
+    more = as_number(call_answer(answer, tokenizer, texts, counts, more_kept))
+    if more <= got:
+        return False, (f"with 40% of the selected tokens kept your gap, {more:.3f}, is not larger than with 10% ({got:.3f}), "
+                       f"but the more tokens are kept, the more often copying the visible token is right – mask the texts "
+                       f"with the masking you are given, and give context_free_baselines the same one")
+    want_more = mixed_gap(tokenizer, texts, counts, more_kept)
+    if abs(more - want_more) > 0.02:
+        side = "high" if more > want_more else "low"
+        return False, (f"with 50% [MASK], 10% random and 40% kept your gap, {more:.3f}, is too {side} (more than 0.02 from "
+                       f"the package's measurement) – mask the texts with the masking you are given, and give "
+                       f"context_free_baselines the same one")
+    return True, (f"the mixed metric's gift to a model that reads no context: {want:.2f} nats with 80/10/10, none when "
+                  f"nothing is kept, {want_more:.2f} with 40% kept – it grows with the keep share, which is why the book "
+                  f"scores the [MASK] positions")
 
 
 # -- chapter 4 ------------------------------------------------------------------------------
