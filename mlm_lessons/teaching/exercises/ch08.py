@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import register, call_answer, name_mistake, as_list
+from .registry import register, call_answer, name_mistake, as_list, judge_choice, judge_prediction
 
 
 @register(
@@ -129,3 +129,150 @@ def _check_mrr(answer) -> tuple[bool, str]:
     return True, "right, ties included: a scorer that gives every document the same score earns 1 / (number of documents)"
 
 # -- chapter 6 ------------------------------------------------------------------------------
+
+
+# -- the three kinds beside "write a function": predict, interpret, extend --------------------
+
+
+def majority_floor(task) -> dict:
+    """Test accuracy and macro-F1 of a classifier that always answers the class with the most
+    paragraphs in ``task``'s train split."""
+    from collections import Counter
+
+    from ...finetuning import classification_metrics
+
+    majority = Counter(ex.label for ex in task.train).most_common(1)[0][0]
+    y_true = [ex.label for ex in task.test]
+    return {"label": majority, **classification_metrics(y_true, [majority] * len(y_true), task.num_labels)}
+
+
+def count_cosine_scores(queries, documents):
+    """The reference of exercise 8.7: cosine similarities [queries, documents] of word-count vectors,
+    words ``re.findall(r"\\w+", text.lower())``."""
+    import math
+    import re
+    from collections import Counter
+
+    def vector(text):
+        return Counter(re.findall(r"\w+", text.lower()))
+
+    def norm(v):
+        return math.sqrt(sum(n * n for n in v.values())) or 1.0
+
+    qs, ds = [vector(q) for q in queries], [vector(d) for d in documents]
+    return [[sum(n * d[w] for w, n in q.items()) / (norm(q) * norm(d)) for d in ds] for q in qs]
+
+
+def _variant_scores(queries, documents, words, normalise=True, binary=False):
+    """Scores of the known variants of count_cosine (for the hints)."""
+    import math
+    from collections import Counter
+
+    def vector(text):
+        c = Counter(words(text))
+        return Counter(dict.fromkeys(c, 1)) if binary else c
+
+    def norm(v):
+        return (math.sqrt(sum(n * n for n in v.values())) or 1.0) if normalise else 1.0
+
+    qs, ds = [vector(q) for q in queries], [vector(d) for d in documents]
+    return [[sum(n * d[w] for w, n in q.items()) / (norm(q) * norm(d)) for d in ds] for q in qs]
+
+
+@register(
+    "08-majority-floor",
+    8,
+    "Predict, then run: a classifier that always answers the class with the most paragraphs in the train split of "
+    "torch-subpackage – what macro-F1 does it score on the test split?",
+)
+def _check_majority_floor(answer, *, task) -> tuple[bool, str]:
+    floor = majority_floor(task)
+    share = sum(ex.label == floor["label"] for ex in task.test) / len(task.test)
+    return judge_prediction(answer, floor["macro_f1"], within=0.015, relative=False, what="a macro-F1 between 0 and 1", why=(
+        f"Only the class it always answers, '{task.label_names[floor['label']]}', gets an F1 above 0: its recall is 1 and its "
+        f"precision is its share of the test paragraphs, {share:.3f}, so its F1 is 2 · {share:.3f} / (1 + {share:.3f}). "
+        f"The other {task.num_labels - 1} classes are never predicted and score 0, and macro-F1 divides by all "
+        f"{task.num_labels}. Its accuracy is the share itself – which is why the chapter reports macro-F1: every "
+        f"encoder of section 8.4 is far above this floor."))
+
+
+@register(
+    "08-interpret-paired",
+    8,
+    "Interpret: in section 8.4, the ranges mean ± standard deviation of DAPT and of the general model on the topic "
+    "task with 50 labels per class overlap, yet the table of paired differences calls DAPT − general clear. How can "
+    "both be right? (a) the paired table uses other runs than the table of means; (b) a seed fixes the labelled "
+    "subsample, the head's initialisation and the order for every starting point alike, so much of each score's "
+    "spread is that seed's luck, shared by both – the paired difference subtracts it seed by seed and varies less "
+    "than either score; (c) 'clear' means significant at the 1% level, which overlapping ranges cannot be; (d) the "
+    "paired table leaves out the worst seed of each starting point.",
+)
+def _check_interpret_paired(answer) -> tuple[bool, str]:
+    return judge_choice(answer, {
+        "a": "both tables read the same five test scores per starting point, from the same benchmark file; only the "
+             "arithmetic differs – a mean and spread of each, or of their seed-by-seed difference",
+        "b": "a hard subsample is hard for every starting point, so the two scores rise and fall together; the "
+             "difference on each seed cancels that shared luck, and its spread is smaller than either score's – "
+             "DAPT is ahead on every seed",
+        "c": "'clear' only means the paired mean is larger than its standard deviation – a paired t statistic above "
+             "2.2 with five seeds (p ≈ 0.09, two-sided); and overlapping ranges of two scores say nothing about the "
+             "spread of their difference",
+        "d": "all five seeds enter both tables; nothing is left out",
+    }, right="b")
+
+
+@register(
+    "08-count-cosine",
+    8,
+    "Extend: write count_cosine(queries, documents): the [queries, documents] matrix of cosine similarities between "
+    "word-count vectors (words: re.findall(r\"\\w+\", text.lower())). The checker ranks the test documents for every "
+    "query with it (rank_metrics) and compares its MRR with the package's measurement.",
+)
+def _check_count_cosine(answer, *, queries, documents) -> tuple[bool, str]:
+    import re
+
+    import torch
+
+    from ...retrieval import bm25_scores, rank_metrics
+
+    queries, documents = list(queries), list(documents)
+    few = queries[:5]
+    scores = call_answer(answer, few, few)
+    try:
+        scores = torch.as_tensor(scores, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return False, f"return a [queries, documents] matrix of numbers (a list of lists or a tensor), got {type(scores).__name__}"
+    if tuple(scores.shape) != (len(few), len(few)):
+        return False, f"count_cosine(5 queries, the same 5 texts) returned shape {tuple(scores.shape)}, expected (5, 5): one row per query, one column per document"
+    if not torch.allclose(scores.diagonal(), torch.ones(len(few), dtype=torch.float64), atol=1e-6):
+        how = ("divide the dot product of the two count vectors by both vectors' lengths" if (scores.diagonal() > 1).any()
+               else "count the words of each text and take the cosine of the two count vectors")
+        return False, f"a text scored against itself must get a cosine of 1, got {[round(float(x), 3) for x in scores.diagonal()]}: {how}"
+    if (scores < -1e-9).any() or (scores > 1 + 1e-6).any():
+        return False, "word counts are never negative, so their cosines lie between 0 and 1; some of yours do not"
+    got_scores = torch.as_tensor(call_answer(answer, queries, documents), dtype=torch.float64)
+    if tuple(got_scores.shape) != (len(queries), len(documents)):
+        return False, f"count_cosine(queries, documents) returned shape {tuple(got_scores.shape)}, expected ({len(queries)}, {len(documents)})"
+    got = rank_metrics(got_scores)
+    want = rank_metrics(count_cosine_scores(queries, documents))
+    if abs(got["mrr"] - want["mrr"]) > 0.01:  # the measurement is not printed: it is what the function should find
+        side = "high" if got["mrr"] > want["mrr"] else "low"
+        hint = name_mistake(got["mrr"], [
+            (rank_metrics(_variant_scores(queries, documents, lambda t: t.lower().split()))["mrr"],
+             "split words with re.findall(r\"\\w+\", text.lower()): str.split() keeps punctuation on the words"),
+            (rank_metrics(_variant_scores(queries, documents, lambda t: re.findall(r"\w+", t)))["mrr"],
+             "lower-case the text first: 'Tensor' and 'tensor' are one word"),
+            (rank_metrics(_variant_scores(queries, documents, lambda t: re.findall(r"\w+", t.lower()), binary=True))["mrr"],
+             "count how often each word occurs, not only whether it does"),
+        ], lambda g, w: abs(g - w) < 1e-9)
+        return False, f"the MRR of your scores, {got['mrr']:.3f}, is too {side} (more than 0.01 from the package's measurement){hint}"
+    bm25 = rank_metrics(bm25_scores(queries, documents))
+    how = ("weighs a rare shared word above a common one (IDF), lets a word's count saturate and corrects for the "
+           "document's length, where a cosine of counts lets 'the' and 'of' count like any other word")
+    verdict = (f"BM25 ranks better: it {how}" if bm25["mrr"] > got["mrr"] else
+               f"here word counts alone rank as well as BM25, which {how}")
+    once = rank_metrics(_variant_scores(queries, documents, lambda t: re.findall(r"\w+", t.lower()), binary=True))["mrr"]
+    repeats = (f"counting each word once, whether it occurs and not how often, gives MRR {once:.3f}: "
+               + ("repeated common words weigh less that way" if once > got["mrr"] else "no better"))
+    return True, (f"word counts alone: MRR {got['mrr']:.3f}, recall@1 {got['recall@1']:.3f}, recall@10 {got['recall@10']:.3f}; "
+                  f"BM25 on the same pairs: MRR {bm25['mrr']:.3f}. {verdict}; {repeats}")
