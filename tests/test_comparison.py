@@ -90,7 +90,7 @@ def test_paired_edge_cases():
     assert same.std == pytest.approx(0, abs=1e-15) and same.clear and same.wins == 3
     assert PairedDifference(0.1, 0.0, 3, 3).t == math.inf and PairedDifference(0.0, 0.0, 3, 0).t == 0.0
     assert not paired([0.5, 0.7, 0.5, 0.7], [0.6, 0.6, 0.6, 0.6]).clear  # level on average
-    assert str(PairedDifference(0.0123, 0.004, 5, 4)) == "+0.012 ± 0.004 (A ahead on 4 of 5 seeds)"
+    assert str(PairedDifference(0.0123, 0.004, 5, 4)) == "+0.012 ± 0.004 (higher on 4 of 5 seeds, p = 0.002)"
     with pytest.raises(ValueError, match="same seeds on both sides"):
         paired([0.1, 0.2], [0.1])
     with pytest.raises(ValueError, match="at least two"):
