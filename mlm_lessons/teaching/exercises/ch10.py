@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import AnswerError, call_answer, name_mistake, register
+from .registry import AnswerError, call_answer, judge_choice, judge_prediction, name_mistake, register
 
 
 def _chains(seed: int, n: int, states: int, words: int):
@@ -133,3 +133,141 @@ def _check_topic_posterior(answer) -> tuple[bool, str]:
                             "maximum, then exponentiate and normalise")
         return False, f"for a sentence of {length} words expected {np.round(want, 4).tolist()}, got {np.round(got, 4).tolist()}{hint}"
     return True, "right on 5 sentences, a 400-word one included: prior × first word × transitions, normalised"
+
+
+# -- predict, interpret, extend ---------------------------------------------------------------------
+
+
+def all_masked_optimum(language, texts) -> float:
+    """The Bayes-optimal loss per word, in nats, with every word of ``texts`` masked: the mean of
+    ``-log P(x_i)``, each position's marginal (the reference of exercise 10.4)."""
+    import numpy as np
+
+    losses = []
+    for text in texts:
+        x = language.ids(text)
+        p = language.masked_conditionals(x, range(len(x)))
+        losses.append(-np.log(p[np.arange(len(x)), x]))
+    return float(np.concatenate(losses).mean())
+
+
+@register(
+    "10-predict-all-masked",
+    10,
+    "Predict, then run: section 10.6 masked up to 60% of the words. With every word of the validation sentences "
+    "masked, what is the optimum, in nats per masked word?",
+)
+def _check_predict_all_masked(answer, *, language, texts) -> tuple[bool, str]:
+    measured = all_masked_optimum(language, texts)
+    return judge_prediction(answer, measured, within=0.1, relative=False, what="a loss in nats per word", why=(
+        "With every word masked nothing is visible, so the best prediction at a position is its marginal P(x_i): the "
+        "'nothing seen' row of section 10.3, there averaged over the masked positions only. A straight line through the "
+        "sweep of section 10.6 falls far short of it: the last few visible words still say much about their neighbours."))
+
+
+@register(
+    "10-interpret-bayes",
+    10,
+    "Interpret: in section 10.7 the Bayes-optimal classifier, the language's own posterior P(z | snippet), is wrong "
+    "on some test snippets. Why? (a) it was fitted on eight labelled snippets per topic, too few; (b) some test "
+    "snippets carry the wrong topic label; (c) it is a weak baseline that the fine-tuned classifiers would pass with "
+    "more labels and steps; (d) a three-word snippet can be likely under several topics, so even the most probable "
+    "topic is sometimes not the one that wrote it.",
+)
+def _check_interpret_bayes(answer) -> tuple[bool, str]:
+    return judge_choice(answer, {
+        "a": "it uses no labelled snippet at all: it is computed from the model that wrote the language "
+             "(lang.topic_posterior), so more labels would not change it",
+        "b": "each label is the topic that generated the snippet's sentence – topic_task samples the two together – so no "
+             "label is wrong",
+        "c": "no classifier can be right more often, on average, than the most probable topic under the true posterior; "
+             "more labels and steps bring a classifier closer to it, not past it (on a finite test set one can edge "
+             "ahead by luck only)",
+        "d": "the shared states emit the same words whatever the topic, and the topics' own words overlap, so P(z | snippet) "
+             "is spread over several topics for many snippets; the best guess is wrong whenever a less probable topic "
+             "wrote the snippet – an error no classifier can avoid (the Bayes error)",
+    }, right="d")
+
+
+def _worth_terms(language, sentences):
+    """Per sentence and position: log P(x_i | every other word) and log P(x_i | x_<i) [n, L], and the
+    log-marginal log P(x_i)."""
+    import numpy as np
+
+    both, left, alone = [], [], []
+    for x in np.asarray(sentences):
+        positions = np.arange(len(x))
+        both.append(np.log([language.masked_conditionals(x, [i])[0, x[i]] for i in positions]))
+        left.append(np.log(language.left_conditionals(x)[positions, x]))
+        alone.append(np.log(language.masked_conditionals(x, positions)[positions, x]))
+    return np.array(both), np.array(left), np.array(alone)
+
+
+def right_side_worth(language, sentences):
+    """The reference of exercise 10.6: at each position, the mean over ``sentences`` of the left-only
+    loss minus the loss with every other word seen, one word hidden at a time (nats)."""
+    both, left, _ = _worth_terms(language, sentences)
+    return (both - left).mean(0)
+
+
+def _independent_language():
+    """A language whose words are independent of each other: every state has the same successors."""
+    import numpy as np
+
+    from ...synthetic import HiddenMarkovLanguage, word_names
+
+    rng = np.random.default_rng(16)
+    row = rng.dirichlet(np.ones(3))
+    return HiddenMarkovLanguage(prior=np.ones(1), initial=row, transition=np.tile(row, (3, 1)),
+                                emission=rng.dirichlet(np.full(5, 0.5), size=3), state_topic=np.zeros(3, dtype=np.int64),
+                                words=tuple(word_names(5)))
+
+
+@register(
+    "10-right-side",
+    10,
+    "Extend: write right_side_worth(language, sentences): for sentences (an int array [n, L] of word ids) return, at "
+    "each position i, the mean over the sentences of the left-only loss -log P(x_i | x_<i) minus the loss with every "
+    "other word seen, -log P(x_i | the other words), as an array of L numbers.",
+)
+def _check_right_side(answer, *, language, limits) -> tuple[bool, str]:
+    import numpy as np
+
+    sentences, _ = language.sample(100, 24, seed=17)
+    both, left, alone = _worth_terms(language, sentences)
+    want = (both - left).mean(0)
+    L = sentences.shape[1]
+    got = _as_vector(call_answer(answer, language, sentences.copy()), (L,), "an array, one number per position,")
+    if not np.allclose(got, want, atol=1e-6, rtol=0):  # the reference is not printed: it is what the function should find
+        hint = name_mistake(got, [
+            (-want, "the sign is flipped: the left-only loss minus the both-sides loss, where a loss is -log P"),
+            ((np.exp(both) - np.exp(left)).mean(0), "that is a difference of probabilities: take -log of each first, then "
+                                                    "subtract the losses (nats)"),
+            ((both - alone).mean(0), "that is what every other word is worth against nothing seen: the left-only "
+                                     "prediction sees every word before i (language.left_conditionals(x))"),
+            ((both - left).sum(0), "that is the sum over the sentences: return the mean"),
+        ], lambda g, w: np.allclose(g, w, atol=1e-6, rtol=0))
+        if not hint and abs(got[-1]) > 1e-6:
+            return False, (f"at the last position your worth is {got[-1]:.3f}, but a last word hidden alone has nothing on "
+                           f"its right: the both-sides prediction sees exactly the words the left-only one sees, so the "
+                           f"two losses are equal there and the worth is 0")
+        if not hint and np.allclose(got, 0, atol=1e-6):
+            hint = (" – zero everywhere says the right side never helps; compute both losses at every position of every "
+                    "sentence")
+        t = int(np.argmax(np.abs(got - want) > 1e-6))
+        side = "high" if got[t] > want[t] else "low"
+        # neither number is printed: with a flipped sign or a sum, the student's own would give the reference away
+        return False, f"at position {t} your worth is too {side} (more than 1e-6 from the language's exact value){hint}"
+    independent = _independent_language()
+    words, _ = independent.sample(20, 6, seed=18)
+    flat = _as_vector(call_answer(answer, independent, words), (6,), "an array, one number per position,")
+    if not np.allclose(flat, 0, atol=1e-6):
+        return False, (f"for a language whose words are independent of each other your worth is "
+                       f"{np.round(flat, 3).tolist()}, but there neither side says anything about a hidden word: it "
+                       f"must be 0 at every position")
+    at_15 = limits["left_only"].mean() - limits["optimum"].mean()
+    compare = ("more than" if got.mean() > at_15 else "not more than")
+    return True, (f"hidden alone, a word's right side is worth {got.mean():.3f} nats on average – {got[0]:.3f} at the "
+                  f"first word, where nothing is on the left, and 0 at the last, where nothing is on the right. That is "
+                  f"{compare} the {at_15:.3f} of section 10.3, where the other hidden words were missing from the "
+                  f"both-sides context")
