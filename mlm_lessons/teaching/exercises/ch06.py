@@ -193,8 +193,8 @@ def _check_run_length(answer, *, tokenizer, texts) -> tuple[bool, str]:
     "Interpret: in section 6.7 the models trained with spans end with a higher [MASK] loss than single pieces "
     "on both fixed masks, on every seed, yet are level downstream. What explains it best? (a) spans are a worse "
     "objective, and a span model would never catch up; (b) a span hides a word's neighbours too, so each prediction "
-    "has less context nearby: the harder task is learned more slowly in the same steps, and the fixed masks leave "
-    "neighbours in view, the easier task the others practised; (c) the span models masked fewer pieces; (d) each "
+    "has less context nearby: after the same steps the span models are less far along a harder task, and the fixed "
+    "masks leave neighbours in view, the easier task the others practised; (c) the span models masked fewer pieces; (d) each "
     "model was scored on masks drawn with its own seed.",
 )
 def _check_interpret_spans(answer) -> tuple[bool, str]:
