@@ -35,6 +35,8 @@ def test_label_curve_averages_seeds_and_places_all_labels():
     ax = label_curve_plot(rows, metric="f1", all_labels_at=800)
     line = ax.get_lines()[0]
     assert list(line.get_xdata()) == [10, 800] and list(line.get_ydata()) == pytest.approx([0.5, 0.9])
+    bar = ax.containers[0].lines[2][0].get_segments()[0]  # the error bar at 10 labels: ± the sample std
+    assert [y for _, y in bar] == pytest.approx([0.5 - 0.1414214, 0.5 + 0.1414214])
     with pytest.raises(ValueError, match="all_labels_at"):
         label_curve_plot(rows, metric="f1")
 

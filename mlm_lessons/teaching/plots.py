@@ -216,7 +216,8 @@ def validation_curves_plot(runs: Mapping[str, Sequence[Mapping]], keys: Mapping[
 
 
 def label_curve_plot(rows: Sequence[Mapping], *, metric: str, ax=None, title: str | None = None, all_labels_at: float | None = None):
-    """Mean ± std of ``metric`` against the number of training labels, one line per ``init``.
+    """Mean ± std of ``metric`` against the number of training labels, one line per ``init`` – the
+    sample standard deviation (n − 1), as the chapters' tables print it.
 
     ``rows`` hold ``init``, ``labels`` (labels per class; ``None`` = all) and ``metric``; rows with
     the same init and labels are averaged over seeds. ``None`` is drawn at ``all_labels_at``.
@@ -237,7 +238,7 @@ def label_curve_plot(rows: Sequence[Mapping], *, metric: str, ax=None, title: st
                 by_n.setdefault(n, []).append(r[metric])
         ns = sorted(by_n)
         means = [np.mean(by_n[n]) for n in ns]
-        stds = [np.std(by_n[n]) for n in ns]
+        stds = [np.std(by_n[n], ddof=1) if len(by_n[n]) > 1 else 0.0 for n in ns]
         ax.errorbar(ns, means, yerr=stds, marker="o", capsize=3, label=init)
     ax.set_xscale("log")
     ax.set_xlabel("training labels per class (log scale)")
