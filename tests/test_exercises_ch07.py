@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
+import sys
 
 import pytest
 import torch
@@ -15,12 +17,10 @@ from mlm_lessons.teaching.exercises.ch07 import _losses, blend_weights
 from mlm_lessons.training import TrainConfig, eval_batches
 from mlm_lessons.word_bits import WordBits
 
+sys.path.insert(0, str(Path(__file__).parent))
+from exercise_helpers import rejected  # noqa: E402
 
-def rejected(exercise_id, answer, says, **context):
-    """``answer`` fails ``exercise_id`` with a message that contains ``says``; returns the message."""
-    result = mlm.check(exercise_id, answer, **context)
-    assert not result and says in result.message, result.message
-    return result.message
+
 
 
 def test_uniform_bits(general_tok):

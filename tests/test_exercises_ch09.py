@@ -3,21 +3,18 @@ intended hint, and nothing a wrong attempt is told gives the answer away."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+import sys
 
 import pytest
 
 import mlm_lessons as mlm
 
 sys.path.insert(0, str(Path(__file__).parent))
+from exercise_helpers import rejected  # noqa: E402
 from tiny_data import confident_model, tiny_tokenizer_and_texts  # noqa: E402
 
 
-def rejected(exercise_id, answer, says, **context):
-    result = mlm.check(exercise_id, answer, **context)
-    assert not result and says in result.message, result.message
-    return result
 
 
 def test_predict_targets(general_tok, corpora):
@@ -101,8 +98,8 @@ def test_left_fill(causal_and_gaps):
         (lambda m, t, g: 1.5, "a share lies between 0 and 1"),
         (lambda m, t, g: want, "not 1: write greedily"),  # the number alone, whatever the gaps: the known answer fails it
     ]:
-        result = rejected("09-left-fill", wrong, says, **context)
+        message = rejected("09-left-fill", wrong, says, **context)
         if not says.startswith("not 1"):
-            assert f"{want:.3f}" not in result.message and f"{want:.1%}" not in result.message, "the number is not told"
+            assert f"{want:.3f}" not in message and f"{want:.1%}" not in message, "the number is not told"
     crashing = mlm.check("09-left-fill", lambda m, t, g: 1 / 0, **context)
     assert not crashing and "ZeroDivisionError" in crashing.message
