@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import register, call_answer, name_mistake, first_mismatch, judge_choice, judge_prediction, as_number
+from .registry import masked_batch, register, call_answer, name_mistake, first_mismatch, judge_choice, judge_prediction, as_number
 
 
 @register(
@@ -110,12 +110,7 @@ def selected_piece_share(tokenizer, texts, config, *, seed: int = 0, max_length:
     """The share of the real pieces of ``texts`` (encoded as one batch) that ``config`` selects."""
     import torch
 
-    from ...masking import mask_tokens_explained
-
-    batch = tokenizer.encode_batch(list(texts), max_length=max_length)
-    out = mask_tokens_explained(batch.input_ids, config, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
-                                special_ids=tokenizer.special_ids, generator=torch.Generator().manual_seed(seed),
-                                word_ids=batch.word_ids)
+    batch, out = masked_batch(tokenizer, texts, config, seed=seed, max_length=max_length)
     real = ~torch.isin(batch.input_ids, torch.tensor(sorted(tokenizer.special_ids)))
     return int(out.selected.sum()) / int(real.sum())
 
@@ -123,14 +118,7 @@ def selected_piece_share(tokenizer, texts, config, *, seed: int = 0, max_length:
 def partly_hidden_share(tokenizer, texts, config, *, seed: int = 0, max_length: int = 64) -> float:
     """Of the selected pieces that belong to words of two pieces or more, the share whose word keeps
     at least one piece unselected (the reference of exercise 2.6)."""
-    import torch
-
-    from ...masking import mask_tokens_explained
-
-    batch = tokenizer.encode_batch(list(texts), max_length=max_length)
-    out = mask_tokens_explained(batch.input_ids, config, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
-                                special_ids=tokenizer.special_ids, generator=torch.Generator().manual_seed(seed),
-                                word_ids=batch.word_ids)
+    batch, out = masked_batch(tokenizer, texts, config, seed=seed, max_length=max_length)
     partly = total = 0
     for b, words in enumerate(batch.word_ids):
         pieces: dict[int, list[bool]] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import register, call_answer, name_mistake, as_number, judge_choice, judge_prediction
+from .registry import masked_batch, register, call_answer, name_mistake, as_number, judge_choice, judge_prediction
 
 
 @register(
@@ -125,14 +125,7 @@ def _check_times_seen(answer) -> tuple[bool, str]:
 def mean_run_length(tokenizer, texts, config, *, seed: int = 0, max_length: int = 64) -> float:
     """The mean number of words in a run of consecutive selected words, when ``config`` masks
     ``tokenizer.encode_batch(texts)`` (the reference of exercise 6.6)."""
-    import torch
-
-    from ...masking import mask_tokens_explained
-
-    batch = tokenizer.encode_batch(list(texts), max_length=max_length)
-    out = mask_tokens_explained(batch.input_ids, config, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
-                                special_ids=tokenizer.special_ids, generator=torch.Generator().manual_seed(seed),
-                                word_ids=batch.word_ids)
+    batch, out = masked_batch(tokenizer, texts, config, seed=seed, max_length=max_length)
     runs = []
     for b, words in enumerate(batch.word_ids):
         chosen = sorted({w for t, w in enumerate(words) if w is not None and out.selected[b, t]})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 __all__ = ["CheckResult", "Exercise", "check", "exercises", "register", "AnswerError", "call_answer", "name_mistake", "as_number",
-           "as_list", "first_mismatch", "judge_prediction", "judge_choice", "NO_PREDICTION"]
+           "as_list", "first_mismatch", "judge_prediction", "judge_choice", "NO_PREDICTION", "masked_batch"]
 
 
 @dataclass(frozen=True)
@@ -179,3 +179,17 @@ def judge_choice(answer, options: dict[str, str], right: str) -> tuple[bool, str
     if choice == right:
         return True, f"({choice}) – {options[choice]}"
     return False, f"not ({choice}): {options[choice]}"
+
+
+def masked_batch(tokenizer, texts, config, *, seed: int = 0, max_length: int = 64):
+    """``texts`` encoded as one batch and masked with ``config`` and a generator seeded ``seed``: the
+    reference measurements of the masking exercises start here. Returns ``(batch, MaskedBatch)``."""
+    import torch
+
+    from ...masking import mask_tokens_explained
+
+    batch = tokenizer.encode_batch(list(texts), max_length=max_length)
+    out = mask_tokens_explained(batch.input_ids, config, mask_token_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
+                                special_ids=tokenizer.special_ids, generator=torch.Generator().manual_seed(seed),
+                                word_ids=batch.word_ids)
+    return batch, out
