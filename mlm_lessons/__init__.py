@@ -1,13 +1,17 @@
 """mlm_lessons: the companion package of the book *Masked Language Modeling, Step by Step*.
 
-The top level is the MLM chain, each module importing only those before it:
+The top level is the MLM chain, each module importing only those before it. At its base,
+``settings`` holds the plain configurations, presets and lists of allowed values, with no PyTorch
+(the command line's parser reads them), checked by the rules of ``_checks``. Then:
 ``corpus`` (ch. 1) -> ``tokenizer`` (ch. 1) -> ``masking`` (ch. 2; beside it ``segments``: BERT's
 segment pairs and next-sentence prediction, which the book's models do without) -> ``objective`` (ch. 3) ->
 ``model`` (ch. 4) -> the training engine (``seeding``: named random streams, ``batches``: a batch
-source per objective, ``engine``: the optimizer step and early stopping, ``rundir``: checkpoints
-and the run cache) -> ``training`` (pretraining, ch. 5) -> ``adaptation`` (DAPT, ch. 7) -> ``tasks``
--> ``finetuning`` -> ``comparison`` and ``retrieval`` (ch. 8) -> ``ablations`` (ch. 6, which judges
-pretraining by fine-tuning);
+source per objective, ``engine``: the optimizer step, early stopping and ``fit``, the one training
+loop every kind of training runs through, ``rundir``: every file of a run and the run cache) ->
+``training`` (pretraining, ch. 5) -> ``adaptation`` (DAPT, ch. 7) -> ``heads`` (classification and
+token-labeling heads) -> ``tasks`` (the tasks and their kinds, which own head, encoding, decoding and
+metrics) -> ``finetuning`` -> ``retrieval`` and ``comparison`` (ch. 8) -> ``ablations`` (ch. 6, which
+judges pretraining by fine-tuning);
 ``generation`` and ``scoring`` (ch. 9) and ``word_bits`` (ch. 7: bits per character at hidden words,
 comparable across tokenizers) build on ``model``; ``hf`` exports to ``transformers`` (BERT's and
 ModernBERT's layouts, and the fine-tuned heads on the latter, exactly) and writes Hub-ready folders;

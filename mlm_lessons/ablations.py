@@ -300,12 +300,11 @@ def run_predictability(variant: Variant, seed: int, *, tokenizer, corpus, tasks:
     for name in settings.tasks:
         task = tasks[name].subsample(settings.per_class, seed=seed)
         metric = main_metric(task)
-        pooling = "mean" if task.kind == "classification" else "cls"
         runs = {}
         for lr in lrs or settings.lrs:
             config = FinetuneConfig(lr=lr, seed=seed, device="cpu", max_steps=settings.max_steps,
                                     eval_every=settings.eval_every, patience=settings.patience)
-            ft = finetune(build_model(task, model, pooling=pooling, seed=seed), tokenizer, task, config)
+            ft = finetune(build_model(task, model, pooling="mean", seed=seed), tokenizer, task, config)
             runs[str(lr)] = {"valid": ft.valid[metric], "test": ft.test[metric]}
         row["finetune"][name] = runs
     if retrieval is not None:

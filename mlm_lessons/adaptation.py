@@ -25,7 +25,7 @@ from typing import Sequence
 
 import torch
 
-from .corpus.stats import word_frequencies
+from .corpus.stats import vocabulary_overlap, word_frequencies
 from .model import MaskedLM, check_vocabulary
 from .tokenizer import SPECIAL_TOKENS, MLMTokenizer, check_texts, wordpiece_tokenizer
 from .training import PretrainResult, TrainConfig, pretrain
@@ -76,8 +76,6 @@ def domain_shift(tokenizer: MLMTokenizer, general_texts: Sequence[str], domain_t
     """Measure the shift from ``general_texts`` (what ``tokenizer`` was trained on) to ``domain_texts``."""
     general_texts = check_texts(general_texts, "general_texts")
     domain_texts = check_texts(domain_texts, "domain_texts")
-    from .corpus.stats import vocabulary_overlap
-
     g_counts, d_counts = word_frequencies(general_texts), word_frequencies(domain_texts)
     unseen = sum(n for w, n in d_counts.items() if w not in g_counts) / sum(d_counts.values())
     on_domain, on_general = tokenizer.fragmentation(domain_texts), tokenizer.fragmentation(general_texts)
@@ -153,9 +151,9 @@ def domain_words(tokenizer: MLMTokenizer, domain_texts: Sequence[str], k: int = 
     candidates = sorted(w for w, n in counts.items() if n >= min_count)
     vocab = tokenizer.get_vocab()
     saving = {}
-    for w, enc in zip(candidates, tokenizer.tokenizer.encode_batch(candidates, add_special_tokens=False) if candidates else []):
-        if len(enc.ids) > 1 and w not in vocab:
-            saving[w] = counts[w] * (len(enc.ids) - 1)
+    for w, ids in zip(candidates, tokenizer.piece_ids(candidates)):
+        if len(ids) > 1 and w not in vocab:
+            saving[w] = counts[w] * (len(ids) - 1)
     return sorted(saving, key=lambda w: (-saving[w], w))[:k]
 
 
@@ -195,7 +193,7 @@ def extend_vocabulary(model: MaskedLM, tokenizer: MLMTokenizer, words: Sequence[
         raise ValueError(f"{known[0]!r} is already in the vocabulary (id {vocab[known[0]]}); pass only new words")
 
     old_size = tokenizer.vocab_size
-    pieces = [enc.ids for enc in tokenizer.tokenizer.encode_batch(words, add_special_tokens=False)]
+    pieces = tokenizer.piece_ids(words)
     extended_vocab = dict(vocab)
     for i, w in enumerate(words):
         extended_vocab[w] = old_size + i

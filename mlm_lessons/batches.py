@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import torch
 
+from ._checks import require_choice
 from .masking import MaskingConfig, MLMCollator, mask_once, next_token_labels, pad_examples
 from .seeding import stream_generator
+from .settings import OBJECTIVES, check_accumulation
 
 __all__ = ["step_indices", "static_mask", "PretrainBatches", "LabelledBatches"]
 
@@ -48,12 +50,10 @@ class PretrainBatches:
     def __init__(self, rows: list[dict], tokenizer, *, batch_size: int, grad_accum: int = 1, seed: int,
                  objective: str = "mlm", masking: MaskingConfig | None = None, static_masks: int = 0,
                  rank: int = 0, world: int = 1, pad_to_multiple_of: int | None = None):
-        if objective not in ("mlm", "causal"):
-            raise ValueError(f"objective must be 'mlm' or 'causal', got {objective!r}")
+        require_choice(objective, "objective", OBJECTIVES)
         if len(rows) < batch_size:
             raise ValueError(f"{len(rows)} training sequences are fewer than one batch of {batch_size}")
-        if batch_size % (grad_accum * world):
-            raise ValueError(f"batch_size={batch_size} must be divisible by grad_accum × processes = {grad_accum} × {world}")
+        check_accumulation(batch_size, grad_accum, world)
         self.rows, self.tokenizer, self.batch_size, self.grad_accum = rows, tokenizer, batch_size, grad_accum
         self.seed, self.objective, self.masking, self.static_masks = seed, objective, masking or MaskingConfig(), static_masks
         self.rank, self.world, self.pad_to_multiple_of = rank, world, pad_to_multiple_of

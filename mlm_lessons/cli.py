@@ -17,23 +17,30 @@ import shlex
 import sys
 from pathlib import Path
 
+from ._checks import require_choice
 from .corpus import CORPUS_NAMES, HUB_CORPUS_NAMES, Corpus, load_corpus
+from .corpus.documents import SPLITS
 from .corpus.hub import HubUnavailable
+from .settings import (CLASSIFIER_POOLINGS, DAPT_DEFAULTS, DEFAULT_PRESET, MIN_FREQUENCY, PRESET_NAMES, TASK_NAMES, VOCAB_SIZE,
+                       FinetuneConfig, TrainConfig)
 from .teaching.display import Table
 from .tokenizer import MLMTokenizer, train_tokenizer
 
-__all__ = ["main", "build_parser"]
+# The parser is built from torch-free modules only (settings, corpus, tokenizer), so `--help` and a bad
+# argument answer at once: each cmd_* function imports the modules that import torch (training,
+# rundir, finetuning, ...) inside itself, when it runs.
 
-#: What ``pretrain``, ``dapt`` and ``finetune`` record beside a run, for an exported model's card: the
-#: command lines that made it (the earlier runs' first), its corpus, and ``data``, a sentence saying
-#: what the model was (pre)trained on.
-MADE_BY = "made_by.json"
+__all__ = ["main", "build_parser", "MADE_BY"]
 
 
-def _made_by(run_dir) -> dict:
-    """The run's record; empty for a run made without the CLI (e.g. ``pretrain(..., out_dir=...)``)."""
-    f = Path(run_dir) / MADE_BY
-    return json.loads(f.read_text()) if f.is_file() else {}
+def __getattr__(name: str):
+    """``MADE_BY`` (the run's record of the commands that made it) is :mod:`mlm_lessons.rundir`'s, re-exported
+    here on first use: importing rundir imports torch, which building the parser must not."""
+    if name == "MADE_BY":
+        from .rundir import MADE_BY
+
+        return MADE_BY
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _corpus_sentence(name: str, sha256: str) -> str:
@@ -47,6 +54,11 @@ def _data_of(made_by: dict) -> str | None:
     return _corpus_sentence(made_by["corpus"], made_by["corpus_sha256"]) if made_by.get("corpus") else None
 
 
+def _record(run, earlier: dict, command_line: str, **fields) -> None:
+    """Write ``run``'s made_by record: the commands of the run it started from (``earlier``), this one, and ``fields``."""
+    run.write_made_by({"commands": earlier.get("commands", []) + [command_line], **fields})
+
+
 def _corpus_from_args(args) -> Corpus:
     if args.paths:
         return load_corpus(paths=args.paths)
@@ -55,13 +67,14 @@ def _corpus_from_args(args) -> Corpus:
     return load_corpus(args.corpus, rebuild=getattr(args, "rebuild", False))
 
 
+_CORPUS_HELP = "a corpus built from installed docs, or one streamed from the Hub (needs datasets and a network)"
+
+
 def _add_corpus_source(p: argparse.ArgumentParser, positional: bool = False) -> None:
     if positional:
-        p.add_argument("corpus", nargs="?", choices=CORPUS_NAMES + HUB_CORPUS_NAMES,
-                       help="a corpus built from installed docs, or one streamed from the Hub (needs datasets and a network)")
+        p.add_argument("corpus", nargs="?", choices=CORPUS_NAMES + HUB_CORPUS_NAMES, help=_CORPUS_HELP)
     else:
-        p.add_argument("--corpus", choices=CORPUS_NAMES + HUB_CORPUS_NAMES, default=None,
-                       help="a corpus built from installed docs, or one streamed from the Hub (needs datasets and a network)")
+        p.add_argument("--corpus", choices=CORPUS_NAMES + HUB_CORPUS_NAMES, default=None, help=_CORPUS_HELP)
     p.add_argument("--paths", nargs="+", metavar="PATH", help="your own UTF-8 .txt files or folders instead")
 
 
@@ -75,8 +88,8 @@ def cmd_corpus(args) -> int:
         from .corpus.manifest import write_manifest
 
         for c in corpora:
-            if c.name not in CORPUS_NAMES:
-                raise ValueError(f"--write-manifests writes the manifests of {', '.join(CORPUS_NAMES)}, not of {c.name!r}")
+            require_choice(c.name, "--write-manifests: the corpus", CORPUS_NAMES,
+                           why=" (the book's corpora, whose manifests the package holds)")
             print(f"wrote {write_manifest(c.name)}")
         return 0
     rows = [c.stats().as_row() for c in corpora]
@@ -90,7 +103,7 @@ def cmd_corpus(args) -> int:
     if args.write:
         out = Path(args.write)
         for c in corpora:
-            for split in ("train", "valid", "test"):
+            for split in SPLITS:
                 f = out / c.name / f"{split}.txt"
                 f.parent.mkdir(parents=True, exist_ok=True)
                 # one document per line, as most MLM tools read text
@@ -128,23 +141,24 @@ def cmd_fragmentation(args) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    from .rundir import CHECKPOINT, TOKENIZER
-    from .training import PRESETS, preset, pretrain
+    from .rundir import MADE_BY, RunDir
+    from .training import preset, pretrain
 
     if not args.corpus and not args.paths:
         raise ValueError("say what to train on: --corpus NAME or --paths FILE ...")
-    out = Path(args.out)
+    run = RunDir(args.out)
+    if args.resume:  # the run's own files first: a bad run directory fails before the corpus loads
+        if not run.has_checkpoint():
+            raise ValueError(f"--resume: no checkpoint in {str(run.path)!r} ({str(run.checkpoint)!r} does not exist); "
+                             f"start without --resume")
+        tok, earlier = run.load_tokenizer(), run.read_made_by()
+    elif run.has_checkpoint():
+        raise ValueError(f"{str(run.path)!r} already holds a run; continue it with --resume or choose another --out")
     corpus = _corpus_from_args(args)
     if not corpus.valid:
         raise ValueError(f"the corpus {corpus.name!r} has no validation documents to evaluate on; give it more text")
-    if args.resume:
-        if not (out / CHECKPOINT).is_file():
-            raise ValueError(f"--resume: no checkpoint in {str(out)!r}; start without --resume")
-        tok = MLMTokenizer.load(out / TOKENIZER)
-    else:
-        if (out / CHECKPOINT).is_file():
-            raise ValueError(f"{str(out)!r} already holds a run; continue it with --resume or choose another --out")
-        tok = train_tokenizer(corpus.texts("train"), vocab_size=args.vocab_size)
+    if not args.resume:
+        tok, earlier = train_tokenizer(corpus.texts("train"), vocab_size=args.vocab_size), {}
     overrides = {"device": args.device, "seed": args.seed}
     if args.max_steps is not None:
         overrides["max_steps"] = args.max_steps
@@ -152,7 +166,7 @@ def cmd_pretrain(args) -> int:
         overrides["compile"] = args.compile
     model_config, train_config = preset(args.preset, tok.vocab_size, **overrides)
     result = pretrain(model_config, tok, corpus.texts("train"), corpus.texts("valid"), train_config,
-                      out_dir=out, resume=args.resume, progress=not args.quiet)
+                      out_dir=run.path, resume=args.resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports
     last = result.evaluations()[-1] if result.evaluations() else None
@@ -160,37 +174,35 @@ def cmd_pretrain(args) -> int:
         print(f"step {last['step']}: at [MASK] positions valid loss {last['valid_mask_loss']:.3f}, "
               f"accuracy {last['valid_mask_accuracy']:.3f}; at every labelled position (with random and kept "
               f"tokens) loss {last['valid_loss']:.3f}, accuracy {last['valid_accuracy']:.3f}")
-    earlier = json.loads((out / MADE_BY).read_text())["commands"] if args.resume and (out / MADE_BY).is_file() else []
-    made_by = {"commands": earlier + [args.command_line], "corpus": corpus.name, "corpus_sha256": corpus.sha256(),
-               "data": _corpus_sentence(corpus.name, corpus.sha256())}
-    (out / MADE_BY).write_text(json.dumps(made_by, indent=1))
-    print(f"run written to {out} (checkpoint.pt, tokenizer.json, metrics.json, config.json, {MADE_BY}); "
-          f"presets: {', '.join(PRESETS)}")
+    _record(run, earlier, args.command_line, corpus=corpus.name, corpus_sha256=corpus.sha256(),
+            data=_corpus_sentence(corpus.name, corpus.sha256()))
+    print(f"run written to {run.path} (checkpoint.pt, tokenizer.json, metrics.json, config.json, {MADE_BY}); "
+          f"presets: {', '.join(PRESET_NAMES)}")
     return 0
 
 
 def cmd_export(args) -> int:
     from .hf import run_summary, save_pretrained
-    from .finetuning import load_finetuned
-    from .rundir import CHECKPOINT, FINETUNED, load_run
+    from .rundir import CHECKPOINT, FINETUNED, RunDir, load_finetuned, load_run
 
-    run = Path(args.checkpoint)
-    has = {name: (run / name).is_file() for name in (CHECKPOINT, FINETUNED)}
+    run = RunDir(args.checkpoint)
+    has = {CHECKPOINT: run.has_checkpoint(), FINETUNED: run.has_finetuned()}
     if not any(has.values()) or all(has.values()):
-        raise ValueError(f"{str(run)!r} holds {'both' if all(has.values()) else 'neither'} {CHECKPOINT} (a pretrain or dapt run) "
-                         f"{'and' if all(has.values()) else 'nor'} {FINETUNED} (a finetune run); --checkpoint takes one run "
+        both = all(has.values())
+        raise ValueError(f"{str(run.path)!r} holds {'both' if both else 'neither'} {CHECKPOINT} (a pretrain or dapt run) "
+                         f"{'and' if both else 'nor'} {FINETUNED} (a finetune run); --checkpoint takes one run "
                          f"directory that pretrain, dapt or finetune wrote (their --out)")
-    made_by = _made_by(run)
+    made_by = run.read_made_by()
     trained_on = args.trained_on or _data_of(made_by)
     commands = made_by.get("commands", []) + [args.command_line]
     if has[FINETUNED]:
-        model, tok, ckpt = load_finetuned(run)
+        model, tok, ckpt = load_finetuned(run.path)
         metrics = {split: scores for split, scores in (("validation", ckpt.get("valid")), ("test", ckpt.get("test"))) if scores}
         out = save_pretrained(model, tok, args.out, trained_on=trained_on, steps=ckpt.get("best_step"), metrics=metrics,
                               commands=commands, label_names=list(ckpt["label_names"]), task=ckpt.get("task"))
         auto = "AutoModelForSequenceClassification" if ckpt["kind"] == "SequenceClassifier" else "AutoModelForTokenClassification"
     else:
-        model, tok, ckpt = load_run(run)
+        model, tok, ckpt = load_run(run.path)
         summary = run_summary(ckpt)
         out = save_pretrained(model, tok, args.out, trained_on=trained_on, steps=summary["steps"], metrics=summary["metrics"],
                               commands=commands)
@@ -210,14 +222,25 @@ def cmd_fill_mask(args) -> int:
     return 0
 
 
+def _pretrained_run(args):
+    """The pretrain or dapt run ``--checkpoint`` names, read once: ``(model, tokenizer, checkpoint, made_by
+    record)``; a ``--tokenizer`` must be the run's vocabulary, and is the tokenizer returned."""
+    from .model import check_vocabulary
+    from .rundir import RunDir, load_run
+
+    model, tok, ckpt = load_run(args.checkpoint)
+    made_by = RunDir(args.checkpoint).read_made_by()
+    if args.tokenizer:
+        tok = MLMTokenizer.load(args.tokenizer)
+        check_vocabulary(model.config, tok)
+    return model, tok, ckpt, made_by
+
+
 def cmd_dapt(args) -> int:
-    from .adaptation import dapt, dapt_config, domain_words, extend_vocabulary, load_pretrained
-    from .training import TrainConfig
+    from .adaptation import dapt, dapt_config, domain_words, extend_vocabulary
+    from .rundir import MADE_BY, RunDir
 
-    from .rundir import CHECKPOINT, load_checkpoint
-
-    model, tok = load_pretrained(args.checkpoint, MLMTokenizer.load(args.tokenizer) if args.tokenizer else None)
-    ckpt = load_checkpoint(Path(args.checkpoint) / CHECKPOINT)
+    model, tok, ckpt, base = _pretrained_run(args)
     domain, general = load_corpus(args.corpus), load_corpus(args.general_corpus)
     if args.extend_vocab:
         words = domain_words(tok, domain.texts("train"), args.extend_vocab)
@@ -235,46 +258,37 @@ def cmd_dapt(args) -> int:
     print(Table(rows, digits=3))
     if result.stopped_at:
         print(f"stopped early at step {result.stopped_at}: no improvement on {domain.name} for {args.patience} evaluations")
-    base = _made_by(args.checkpoint)
     general_data = _data_of(base) or "a general corpus (not recorded)"
-    made_by = {"commands": base.get("commands", []) + [args.command_line], "corpus": domain.name, "corpus_sha256": domain.sha256(),
-               "data": f"{general_data}, {ckpt['step']:,} steps; then domain-adaptive pretraining on "
-                       f"{_corpus_sentence(domain.name, domain.sha256())}"
-                       f"{f', {len(words)} domain words added to the vocabulary' if args.extend_vocab else ''}"}
-    (Path(args.out) / MADE_BY).write_text(json.dumps(made_by, indent=1))
+    _record(RunDir(args.out), base, args.command_line, corpus=domain.name, corpus_sha256=domain.sha256(),
+            data=f"{general_data}, {ckpt['step']:,} steps; then domain-adaptive pretraining on "
+                 f"{_corpus_sentence(domain.name, domain.sha256())}"
+                 f"{f', {len(words)} domain words added to the vocabulary' if args.extend_vocab else ''}")
     print(f"run written to {args.out} (checkpoint.pt, tokenizer.json, metrics.json, config.json, {MADE_BY})")
     return 0
 
 
 def cmd_finetune(args) -> int:
-    from .adaptation import load_pretrained
-    from .finetuning import FinetuneConfig, build_model, finetune
+    from .finetuning import build_model, finetune
     from .model import EncoderConfig
+    from .rundir import FINETUNED, MADE_BY, RunDir
     from .tasks import load_task
-    from .rundir import FINETUNED, save_checkpoint
 
+    pretrained, tok, _, base = _pretrained_run(args)
     task = load_task(args.task).subsample(args.labels_per_class, seed=args.seed)
-    pretrained, tok = load_pretrained(args.checkpoint, MLMTokenizer.load(args.tokenizer) if args.tokenizer else None)
     init = EncoderConfig(**pretrained.config.to_dict()) if args.from_scratch else pretrained
     model = build_model(task, init, pooling=args.pooling, seed=args.seed)
     config = FinetuneConfig(lr=args.lr, max_steps=args.max_steps, seed=args.seed, device=args.device,
                             max_length=min(args.max_length, pretrained.config.max_len))
     result = finetune(model, tok, task, config, progress=not args.quiet)
-    out = Path(args.out)
-    save_checkpoint(out / FINETUNED, format=1, task=task.name, label_names=list(task.label_names),
-                    model=result.model.state_dict(), model_config=model.config.to_dict(), kind=type(model).__name__,
-                    pooling=getattr(model, "pooling", None), finetune_config=config.to_dict(),
-                    valid=result.valid, test=result.test, best_step=result.best_step)
-    tok.save(out / "tokenizer.json")
-    (out / "metrics.json").write_text(json.dumps({"history": result.history, "valid": result.valid, "test": result.test}, indent=1))
-    base = _made_by(args.checkpoint)
+    run = RunDir(args.out)
+    run.save_finetuned(result.model, tok, task=task.name, label_names=task.label_names, config=config,
+                       history=result.history, valid=result.valid, test=result.test, best_step=result.best_step)
     data = ("none: the encoder was trained from scratch on the task (--from-scratch)" if args.from_scratch
             else _data_of(base) or "not recorded")
-    (out / MADE_BY).write_text(json.dumps({"commands": base.get("commands", []) + [args.command_line], "task": task.name,
-                                           "data": data}, indent=1))
+    _record(run, base, args.command_line, task=task.name, data=data)
     print(Table([{"split": "valid (best)", **result.valid}, {"split": "test", **result.test}], digits=3))
     print(f"{task.name}: {len(task.train)} training examples, best step {result.best_step}, {result.seconds:.0f} s; "
-          f"written to {out} ({FINETUNED}, tokenizer.json, metrics.json, {MADE_BY})")
+          f"written to {run.path} ({FINETUNED}, tokenizer.json, metrics.json, {MADE_BY})")
     return 0
 
 
@@ -301,16 +315,7 @@ def cmd_student_edition(args) -> int:
     return 0
 
 
-class FinetuneDefaults:
-    """FinetuneConfig's defaults, without importing torch to build the parser."""
-
-    lr, max_steps, max_length = 5e-4, 600, 64
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mlm_lessons", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_corpus_command(sub) -> None:
     p = sub.add_parser("corpus", help="build (or load from cache) a corpus and print its statistics")
     _add_corpus_source(p, positional=True)
     p.add_argument("--rebuild", action="store_true", help="ignore the cache and harvest again")
@@ -322,40 +327,49 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for maintainers: write the package's manifests of the book's documents from the corpora built here")
     p.set_defaults(func=cmd_corpus)
 
+
+def _add_tokenizer_command(sub) -> None:
     p = sub.add_parser("tokenizer", help="train a WordPiece tokenizer on a corpus's train split")
     _add_corpus_source(p)
-    p.add_argument("--vocab-size", type=int, default=8000)
-    p.add_argument("--min-frequency", type=int, default=2)
+    p.add_argument("--vocab-size", type=int, default=VOCAB_SIZE)
+    p.add_argument("--min-frequency", type=int, default=MIN_FREQUENCY)
     p.add_argument("--out", required=True, help="where to write the tokenizer JSON")
     p.set_defaults(func=cmd_tokenizer)
 
+
+def _add_fragmentation_command(sub) -> None:
     p = sub.add_parser("fragmentation", help="how a tokenizer cuts words: pieces per word, share split")
     p.add_argument("--tokenizer", required=True, help="a tokenizer JSON file")
     _add_corpus_source(p)
-    p.add_argument("--split", choices=("train", "valid", "test"), default="valid")
+    p.add_argument("--split", choices=SPLITS, default="valid")
     p.add_argument("--words", nargs="+", help="also show the pieces of these words")
     p.set_defaults(func=cmd_fragmentation)
 
+
+def _add_pretrain_command(sub) -> None:
+    defaults = TrainConfig()
     p = sub.add_parser(
         "pretrain", help="pretrain an encoder with masked language modeling",
-        description="Train a tokenizer on the corpus's train split, then pretrain a MaskedLM with a preset: "
-                    "cpu-small (minutes on a laptop CPU), colab-t4, a100, h100. Under torchrun the same command "
-                    "runs data-parallel on several GPUs.",
+        description=f"Train a tokenizer on the corpus's train split, then pretrain a MaskedLM with a preset: "
+                    f"{', '.join(PRESET_NAMES)} ({DEFAULT_PRESET}: minutes on a laptop CPU). Under torchrun the same "
+                    f"command runs data-parallel on several GPUs.",
     )
     _add_corpus_source(p)
-    p.add_argument("--preset", default="cpu-small", choices=("cpu-small", "colab-t4", "a100", "h100"),
-                   help="model size and training settings, every one in ModernBERT's layout, which `export` writes "
-                        "as ModernBertForMaskedLM (default: cpu-small)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESET_NAMES,
+                   help=f"model size and training settings, every one in ModernBERT's layout, which `export` writes "
+                        f"as ModernBertForMaskedLM (default: {DEFAULT_PRESET})")
     p.add_argument("--out", required=True, help="the run directory: checkpoint.pt, tokenizer.json, metrics.json, config.json")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: the preset's)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, data order, masks and dropout")
+    p.add_argument("--device", default=defaults.device, help="auto (CUDA, else Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seeds initialisation, data order, masks and dropout")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
-    p.add_argument("--vocab-size", type=int, default=8000, help="size of the tokenizer trained for a new run")
+    p.add_argument("--vocab-size", type=int, default=VOCAB_SIZE, help="size of the tokenizer trained for a new run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_pretrain)
 
+
+def _add_export_command(sub) -> None:
     p = sub.add_parser(
         "export", help="write a run (pretrain, dapt or finetune) as a Hugging Face folder (config.json, safetensors, "
                        "tokenizer, model card)",
@@ -374,12 +388,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default: what pretrain, dapt or finetune recorded in the run directory)")
     p.set_defaults(func=cmd_export)
 
+
+def _add_fill_mask_command(sub) -> None:
     p = sub.add_parser("fill-mask", help="the most likely pieces for each [MASK] in a sentence")
     p.add_argument("--checkpoint", required=True, help="a run directory written by pretrain")
     p.add_argument("text", help='a sentence with [MASK], e.g. "Return a new [MASK] with the same size."')
     p.add_argument("--top-k", type=int, default=5)
     p.set_defaults(func=cmd_fill_mask)
 
+
+def _add_dapt_command(sub) -> None:
+    defaults = TrainConfig()
     p = sub.add_parser(
         "dapt", help="domain-adaptive pretraining: continue MLM on a domain's text",
         description="Continue masked-LM training of a pretrained run on the train split of a domain corpus, "
@@ -388,41 +407,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--checkpoint", required=True, help="the run directory of the general model (pretrain --out)")
     p.add_argument("--corpus", required=True, choices=CORPUS_NAMES + HUB_CORPUS_NAMES, help="the domain corpus, e.g. pytorch-docs")
-    p.add_argument("--general-corpus", default="python-docs", choices=CORPUS_NAMES + HUB_CORPUS_NAMES,
-                   help="the corpus whose validation loss shows what the model forgets (default: python-docs)")
+    p.add_argument("--general-corpus", default=DAPT_DEFAULTS.general_corpus, choices=CORPUS_NAMES + HUB_CORPUS_NAMES,
+                   help=f"the corpus whose validation loss shows what the model forgets "
+                        f"(default: {DAPT_DEFAULTS.general_corpus})")
     p.add_argument("--out", required=True, help="the new run directory")
     p.add_argument("--tokenizer", help="check the checkpoint against this tokenizer JSON (default: the run's own)")
-    p.add_argument("--max-steps", type=int, default=1000)
+    p.add_argument("--max-steps", type=int, default=DAPT_DEFAULTS.max_steps)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: half the pretraining one)")
-    p.add_argument("--eval-every", type=int, default=100)
-    p.add_argument("--patience", type=int, default=3, help="evaluations without improvement before stopping")
+    p.add_argument("--eval-every", type=int, default=DAPT_DEFAULTS.eval_every)
+    p.add_argument("--patience", type=int, default=DAPT_DEFAULTS.patience, help="evaluations without improvement before stopping")
     p.add_argument("--extend-vocab", type=int, default=0, metavar="K", help="add the K most useful domain words as tokens")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=defaults.device)
+    p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_dapt)
 
+
+def _add_finetune_command(sub) -> None:
+    defaults = FinetuneConfig()
     p = sub.add_parser(
         "finetune", help="fine-tune a classification or token-labeling head on a provenance-labelled task",
         description="torch-subpackage: which torch sub-package a documentation paragraph comes from; "
                     "code-spans: which words of a paragraph are code. Labels come from the documentation itself.",
     )
-    p.add_argument("--task", required=True, choices=("torch-subpackage", "code-spans"))
+    p.add_argument("--task", required=True, choices=TASK_NAMES)
     p.add_argument("--checkpoint", required=True, help="a run directory (pretrain or dapt --out)")
     p.add_argument("--out", required=True, help="where to write finetuned.pt, tokenizer.json, metrics.json, made_by.json")
     p.add_argument("--from-scratch", action="store_true",
                    help="use the checkpoint's tokenizer and model size but not its weights (the baseline)")
     p.add_argument("--tokenizer", help="check the checkpoint against this tokenizer JSON (default: the run's own)")
     p.add_argument("--labels-per-class", type=int, default=None, help="few labels: at most N training examples per class")
-    p.add_argument("--pooling", choices=("cls", "mean"), default="cls", help="sequence classification pooling")
-    p.add_argument("--lr", type=float, default=FinetuneDefaults.lr)
-    p.add_argument("--max-steps", type=int, default=FinetuneDefaults.max_steps)
-    p.add_argument("--max-length", type=int, default=FinetuneDefaults.max_length)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    # the first pooling, the [CLS] state, is BERT's and SequenceClassifier's default (tests/test_cli.py checks it)
+    p.add_argument("--pooling", choices=CLASSIFIER_POOLINGS, default=CLASSIFIER_POOLINGS[0],
+                   help="sequence classification pooling")
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--max-steps", type=int, default=defaults.max_steps)
+    p.add_argument("--max-length", type=int, default=defaults.max_length)
+    p.add_argument("--device", default=defaults.device)
+    p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_finetune)
 
+
+def _add_coursework_command(sub) -> None:
     p = sub.add_parser("coursework", help="for instructors: what to hand out to students")
     coursework = p.add_subparsers(dest="coursework_command", required=True)
     p = coursework.add_parser(
@@ -435,8 +462,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--book", metavar="DIR", default=None,
                    help="the directory of the book's notebooks (default: book/ of this repository checkout)")
     p.set_defaults(func=cmd_student_edition)
-    return parser
 
+
+#: One function per command, in the order ``--help`` lists them.
+COMMANDS = (_add_corpus_command, _add_tokenizer_command, _add_fragmentation_command, _add_pretrain_command,
+            _add_export_command, _add_fill_mask_command, _add_dapt_command, _add_finetune_command, _add_coursework_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mlm_lessons", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()

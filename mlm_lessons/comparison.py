@@ -11,21 +11,26 @@
   classification; a word's own and its neighbours', for tagging), its ``C`` chosen on the
   validation split: what word identity alone achieves on a task;
 - :func:`linear_probe` – the same logistic regression, trained to convergence, on a frozen
-  encoder's pooled vectors (standardised): what the representation holds, with no fine-tuning.
+  encoder's pooled vectors (standardised): what the representation holds, with no fine-tuning;
+- :func:`token_probe` – the same for token labeling, on the encoder's state at each word's first piece.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .finetuning import main_metric, task_metrics
+from .finetuning import build_model, finetune, main_metric, task_metrics
+from .masking import pad_examples
+from .model import check_vocabulary, evaluating
 from .retrieval import embed
-from .tasks import TaskData
+from .tasks import SequenceClassification, TaskData, TokenLabeling, encode_tagging, first_pieces
 
 __all__ = ["choose_lr", "lr_protocol", "finetune_with_protocol", "PairedDifference", "paired", "bag_of_words", "linear_probe", "token_probe", "mean_std", "BOW_CS"]
 
@@ -86,10 +91,6 @@ def finetune_with_protocol(task: TaskData, init, tokenizer, config, *, per_class
     per seed]}}``: ``valid`` and ``test`` the task's main metric (:func:`~mlm_lessons.finetuning.main_metric`),
     ``test_metrics`` every test metric.
     """
-    import dataclasses
-
-    from .finetuning import build_model, finetune
-
     metric = main_metric(task)
 
     def run(lr: float, seed: int) -> dict:
@@ -194,12 +195,104 @@ def paired(a: Sequence[float], b: Sequence[float]) -> PairedDifference:
     return PairedDifference(statistics.mean(d), statistics.stdev(d), len(d), sum(x > 0 for x in d))
 
 
+# -- logistic regression (scikit-learn, an optional dependency imported only here) ------------------------
+
+
+def _sklearn(what: str) -> SimpleNamespace:
+    """The scikit-learn classes the baselines and probes use, or an ImportError naming ``what``."""
+    try:
+        from sklearn.feature_extraction import DictVectorizer
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as error:  # pragma: no cover - the requirements install it
+        raise ImportError(f"{what} needs scikit-learn: pip install scikit-learn") from error
+    return SimpleNamespace(DictVectorizer=DictVectorizer, CountVectorizer=CountVectorizer,
+                           LogisticRegression=LogisticRegression, StandardScaler=StandardScaler)
+
+
+def _check_Cs(Cs: Sequence[float]) -> None:
+    if not Cs or any(not c > 0 for c in Cs):
+        raise ValueError(f"Cs must be positive regularisation strengths, got {Cs!r}")
+
+
+def _check_labels(task: TaskData, labels, what: str = "examples") -> None:
+    if len(set(labels)) < 2:
+        raise ValueError(f"the training {what} of {task.name!r} hold a single label; a classifier needs at least two")
+
+
+def _choose_C(sk: SimpleNamespace, task: TaskData, Cs: Sequence[float], x, y, score: Callable, *, max_iter: int,
+              seed: int) -> dict:
+    """Logistic regression fitted on ``(x, y)`` for every ``C`` of ``Cs``; the first with the best
+    validation score by the task's main metric is kept. ``score(clf, split)``: the split's metrics.
+    Returns ``{"C", "valid", "test"}``."""
+    metric = main_metric(task)
+    best = None
+    for c in Cs:
+        clf = sk.LogisticRegression(C=c, max_iter=max_iter, random_state=seed).fit(x, y)
+        valid = score(clf, "valid")
+        if best is None or valid[metric] > best[1][metric]:
+            best = (c, valid, clf)
+    c, valid, clf = best
+    return {"C": c, "valid": valid, "test": score(clf, "test")}
+
+
+# -- the bag-of-words baseline --------------------------------------------------------------------------
+
+
 def _word_features(words: Sequence[str], i: int, window: int) -> dict:
     feats = {f"w={words[i].lower()}": 1}
     for k in range(1, window + 1):
         feats[f"l{k}={words[i - k].lower() if i - k >= 0 else '<s>'}"] = 1
         feats[f"r{k}={words[i + k].lower() if i + k < len(words) else '</s>'}"] = 1
     return feats
+
+
+class _ParagraphCounts:
+    """Classification: one row per paragraph, its word counts (unigrams) – or, with a tokenizer, its piece counts."""
+
+    reads_pieces = True  # takes bag_of_words' tokenizer=
+
+    def __init__(self, sk: SimpleNamespace, task: TaskData, window: int, tokenizer):
+        self.task = task
+        self.vectorizer = (sk.CountVectorizer(lowercase=True, token_pattern=r"(?u)\b\w+\b") if tokenizer is None
+                           else sk.CountVectorizer(analyzer=tokenizer.tokenize))
+
+    def rows(self, split: str) -> list:
+        return [ex.text for ex in self.task.split(split)]
+
+    def labels(self) -> list:
+        return [ex.label for ex in self.task.train]
+
+    def unpack(self, split: str, flat: list) -> list:
+        return list(flat)
+
+
+class _WordWindows:
+    """Tagging: one row per word, the word itself and the ``window`` words on each side."""
+
+    reads_pieces = False
+
+    def __init__(self, sk: SimpleNamespace, task: TaskData, window: int, tokenizer):
+        self.task, self.window = task, window
+        self.vectorizer = sk.DictVectorizer()
+
+    def rows(self, split: str) -> list:
+        return [_word_features(ex.words, i, self.window) for ex in self.task.split(split) for i in range(len(ex.words))]
+
+    def labels(self) -> list:
+        return [y for ex in self.task.train for y in ex.labels]
+
+    def unpack(self, split: str, flat: list) -> list:
+        out, k = [], 0
+        for ex in self.task.split(split):
+            out.append(list(flat[k : k + len(ex.words)]))
+            k += len(ex.words)
+        return out
+
+
+#: :func:`bag_of_words`' featurisation of each task kind, by the kind's name.
+_BAG_OF_WORDS = {"classification": _ParagraphCounts, "tagging": _WordWindows}
 
 
 def bag_of_words(task: TaskData, *, window: int = 1, Cs: Sequence[float] = BOW_CS, seed: int = 0, tokenizer=None) -> dict:
@@ -212,52 +305,28 @@ def bag_of_words(task: TaskData, *, window: int = 1, Cs: Sequence[float] = BOW_C
     Returns ``{"C", "valid", "test"}`` (the metrics dicts of :mod:`mlm_lessons.finetuning`).
     Needs scikit-learn (``pip install scikit-learn``).
     """
-    try:
-        from sklearn.feature_extraction import DictVectorizer
-        from sklearn.feature_extraction.text import CountVectorizer
-        from sklearn.linear_model import LogisticRegression
-    except ImportError as error:  # pragma: no cover - the requirements install it
-        raise ImportError("bag_of_words needs scikit-learn: pip install scikit-learn") from error
+    sk = _sklearn("bag_of_words")
     if not isinstance(window, int) or isinstance(window, bool) or window < 0:
         raise ValueError(f"window must be an int >= 0 (words on each side), got {window!r}")
-    if not Cs or any(not c > 0 for c in Cs):
-        raise ValueError(f"Cs must be positive regularisation strengths, got {Cs!r}")
-    if tokenizer is not None and task.kind != "classification":
+    _check_Cs(Cs)
+    featurisation = _BAG_OF_WORDS.get(str(task.kind))
+    if tokenizer is not None and not getattr(featurisation, "reads_pieces", False):
         raise ValueError(f"tokenizer= counts pieces of paragraphs (classification); {task.name!r} is a {task.kind} task: leave it out")
-    if task.kind == "classification":
-        vectorizer = (CountVectorizer(lowercase=True, token_pattern=r"(?u)\b\w+\b") if tokenizer is None
-                      else CountVectorizer(analyzer=tokenizer.tokenize))
-        fit_x = vectorizer.fit_transform([ex.text for ex in task.train])
-        fit_y = [ex.label for ex in task.train]
-        features = lambda split: vectorizer.transform([ex.text for ex in task.split(split)])
-        unpack = lambda split, flat: list(flat)
-    elif task.kind == "tagging":
-        vectorizer = DictVectorizer()
-        rows = lambda split: [_word_features(ex.words, i, window) for ex in task.split(split) for i in range(len(ex.words))]
-        fit_x = vectorizer.fit_transform(rows("train"))
-        fit_y = [y for ex in task.train for y in ex.labels]
-        features = lambda split: vectorizer.transform(rows(split))
+    if featurisation is None:
+        raise ValueError(f"unknown task kind {task.kind!r}; expected {' or '.join(repr(k) for k in _BAG_OF_WORDS)}")
+    bag = featurisation(sk, task, window, tokenizer)
+    x = bag.vectorizer.fit_transform(bag.rows("train"))
+    y = bag.labels()
+    _check_labels(task, y)
 
-        def unpack(split, flat):
-            out, k = [], 0
-            for ex in task.split(split):
-                out.append(list(flat[k : k + len(ex.words)]))
-                k += len(ex.words)
-            return out
-    else:
-        raise ValueError(f"unknown task kind {task.kind!r}; expected 'classification' or 'tagging'")
-    if len(set(fit_y)) < 2:
-        raise ValueError(f"the training examples of {task.name!r} hold a single label; a classifier needs at least two")
-    metric = main_metric(task)
-    best = None
-    for c in Cs:
-        clf = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(fit_x, fit_y)
-        valid = task_metrics(task, task.valid, unpack("valid", clf.predict(features("valid")).tolist()))
-        if best is None or valid[metric] > best[1][metric]:
-            best = (c, valid, clf)
-    c, valid, clf = best
-    test = task_metrics(task, task.test, unpack("test", clf.predict(features("test")).tolist()))
-    return {"C": c, "valid": valid, "test": test}
+    def score(clf, split):
+        predicted = clf.predict(bag.vectorizer.transform(bag.rows(split))).tolist()
+        return task_metrics(task, task.split(split), bag.unpack(split, predicted))
+
+    return _choose_C(sk, task, Cs, x, y, score, max_iter=2000, seed=seed)
+
+
+# -- probes of a frozen encoder -------------------------------------------------------------------------
 
 
 def linear_probe(model, tokenizer, task: TaskData, *, pooling: str = "mean", Cs: Sequence[float] = BOW_CS, seed: int = 0) -> dict:
@@ -269,32 +338,38 @@ def linear_probe(model, tokenizer, task: TaskData, *, pooling: str = "mean", Cs:
     on how the vectors are scaled: anisotropic vectors (all pointing much the same way) are
     standardised first, so the probe reads what the vectors hold, not how easy they are to optimise.
     """
-    try:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.preprocessing import StandardScaler
-    except ImportError as error:  # pragma: no cover - the requirements install it
-        raise ImportError("linear_probe needs scikit-learn: pip install scikit-learn") from error
-    if task.kind != "classification":
+    sk = _sklearn("linear_probe")
+    if not isinstance(task.kind, SequenceClassification):
         raise ValueError(f"linear_probe reads one vector per text: a classification task, not {task.kind!r} ({task.name!r})")
-    if not Cs or any(not c > 0 for c in Cs):
-        raise ValueError(f"Cs must be positive regularisation strengths, got {Cs!r}")
-    if len({ex.label for ex in task.train}) < 2:
-        raise ValueError(f"the training examples of {task.name!r} hold a single label; a classifier needs at least two")
-    vectors = {s: embed(model, tokenizer, [ex.text for ex in task.split(s)], pooling=pooling).numpy() for s in ("train", "valid", "test")}
-    scaler = StandardScaler().fit(vectors["train"])
-    x = {s: scaler.transform(v) for s, v in vectors.items()}
+    _check_Cs(Cs)
     y = [ex.label for ex in task.train]
-    best = None
-    for c in Cs:
-        clf = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(x["train"], y)
-        valid = task_metrics(task, task.valid, clf.predict(x["valid"]).tolist())
-        if best is None or valid["macro_f1"] > best[1]["macro_f1"]:
-            best = (c, valid, clf)
-    c, valid, clf = best
-    return {"C": c, "valid": valid, "test": task_metrics(task, task.test, clf.predict(x["test"]).tolist())}
+    _check_labels(task, y)
+    vectors = {s: embed(model, tokenizer, [ex.text for ex in task.split(s)], pooling=pooling).numpy() for s in ("train", "valid", "test")}
+    scaler = sk.StandardScaler().fit(vectors["train"])
+    x = {s: scaler.transform(v) for s, v in vectors.items()}
+    score = lambda clf, split: task_metrics(task, task.split(split), clf.predict(x[split]).tolist())
+    return _choose_C(sk, task, Cs, x["train"], y, score, max_iter=5000, seed=seed)
 
 
 @torch.no_grad()
+def _word_states(encoder, tokenizer, examples, batch_size: int):
+    """``(states, where)``: the encoder's state at the first piece of every word of ``examples``
+    (one row each, chunk by chunk, in word order) and the ``(example, word)`` each row belongs to."""
+    chunks = encode_tagging(tokenizer, examples, encoder.config.max_len)
+    device = next(encoder.parameters()).device
+    rows, where = [], []
+    with evaluating(encoder):
+        for i in range(0, len(chunks), batch_size):
+            items = chunks[i : i + batch_size]
+            b = pad_examples(items, pad_id=tokenizer.pad_id)
+            states = encoder(b["input_ids"].to(device), b["attention_mask"].to(device)).float().cpu()
+            found = list(first_pieces(items, b["labels"]))
+            index = torch.tensor([(row, position) for row, _, _, position in found], dtype=torch.long).reshape(-1, 2)
+            rows.append(states[index[:, 0], index[:, 1]])
+            where += [(example, word) for _, example, word, _ in found]
+    return torch.cat(rows), where
+
+
 def token_probe(model, tokenizer, task: TaskData, *, Cs: Sequence[float] = BOW_CS, seed: int = 0, batch_size: int = 64) -> dict:
     """:func:`linear_probe` for token labeling: logistic regression on ``model``'s frozen encoder
     state at the first piece of every word (where :class:`~mlm_lessons.finetuning.TokenClassifier`
@@ -302,59 +377,28 @@ def token_probe(model, tokenizer, task: TaskData, *, Cs: Sequence[float] = BOW_C
     Words are read in chunks of the model's ``max_len`` (:func:`~mlm_lessons.finetuning.encode_tagging`).
     Returns ``{"C", "valid", "test"}``.
     """
-    try:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.preprocessing import StandardScaler
-    except ImportError as error:  # pragma: no cover - the requirements install it
-        raise ImportError("token_probe needs scikit-learn: pip install scikit-learn") from error
-    from .finetuning import encode_tagging
-    from .masking import IGNORE_INDEX, pad_examples
-    from .model import check_vocabulary, evaluating
-
-    if task.kind != "tagging":
+    sk = _sklearn("token_probe")
+    if not isinstance(task.kind, TokenLabeling):
         raise ValueError(f"token_probe reads one vector per word: a tagging task, not {task.kind!r} ({task.name!r}); "
                          "use linear_probe for classification")
-    if not Cs or any(not c > 0 for c in Cs):
-        raise ValueError(f"Cs must be positive regularisation strengths, got {Cs!r}")
+    _check_Cs(Cs)
     encoder = getattr(model, "encoder", None)
     if encoder is None:
         raise ValueError(f"token_probe needs a model with an .encoder (MaskedLM, CausalLM, a head), got {type(model).__name__}")
     check_vocabulary(encoder.config, tokenizer)
-    device = next(encoder.parameters()).device
+    data = {}
+    for split in ("train", "valid", "test"):
+        states, where = _word_states(encoder, tokenizer, task.split(split), batch_size)
+        data[split] = (states.numpy(), where)
+    scaler = sk.StandardScaler().fit(data["train"][0])
+    y = [task.train[e].labels[w] for e, w in data["train"][1]]
+    _check_labels(task, y, "words")
 
-    def features(split):
-        examples = task.split(split)
-        chunks = encode_tagging(tokenizer, examples, encoder.config.max_len)
-        rows, where = [], []
-        with evaluating(encoder):
-            for i in range(0, len(chunks), batch_size):
-                items = chunks[i : i + batch_size]
-                b = pad_examples(items, pad_id=tokenizer.pad_id)
-                states = encoder(b["input_ids"].to(device), b["attention_mask"].to(device)).float().cpu()
-                for j, item in enumerate(items):
-                    labelled = (b["labels"][j] != IGNORE_INDEX).nonzero().flatten().tolist()
-                    rows.append(states[j, labelled])
-                    where += [(item["example"], w) for w in item["words"]]
-        return examples, torch.cat(rows).numpy(), where
-
-    data = {s: features(s) for s in ("train", "valid", "test")}
-    scaler = StandardScaler().fit(data["train"][1])
-    y = [ex.labels[w] for e, w in data["train"][2] for ex in [data["train"][0][e]]]
-    if len(set(y)) < 2:
-        raise ValueError(f"the training words of {task.name!r} hold a single label; a classifier needs at least two")
-
-    def metrics(split, clf):
-        examples, x, where = data[split]
-        out = [[0] * len(ex.words) for ex in examples]  # a word with no piece is predicted 0
+    def score(clf, split):
+        x, where = data[split]
+        out = task.kind.empty(task.split(split))  # a word with no piece is predicted 0
         for (e, w), label in zip(where, clf.predict(scaler.transform(x)).tolist()):
             out[e][w] = int(label)
-        return task_metrics(task, examples, out)
+        return task_metrics(task, task.split(split), out)
 
-    best = None
-    for c in Cs:
-        clf = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(scaler.transform(data["train"][1]), y)
-        valid = metrics("valid", clf)
-        if best is None or valid["span_f1"] > best[1]["span_f1"]:
-            best = (c, valid, clf)
-    c, valid, clf = best
-    return {"C": c, "valid": valid, "test": metrics("test", clf)}
+    return _choose_C(sk, task, Cs, scaler.transform(data["train"][0]), y, score, max_iter=5000, seed=seed)

@@ -1,10 +1,13 @@
-"""The training engine pretraining, DAPT and fine-tuning share.
+"""The training engine pretraining, DAPT, fine-tuning and contrastive fine-tuning share.
 
 - where a run computes: :func:`pick_device`, :func:`resolve_precision`, :func:`autocast`, :func:`peak_flops`;
 - :class:`StepCore`, one optimizer step: the micro-batches' forward and backward passes (gradient
   accumulation, mixed precision, a token mean over the whole step), gradient clipping, AdamW and the
   learning-rate schedule (:func:`lr_factor`: linear warm-up, then linear decay);
-- :class:`EarlyStopping`: the best score so far, its weights, and when to give up.
+- :class:`EarlyStopping`: the best score so far, its weights, and when to give up;
+- :func:`fit`, the one training loop: steps, the evaluation cadence, the history, early stopping
+  and the best weights restored, as a :class:`FitPlan` says; every kind of training returns its
+  :class:`TrainResult`.
 
 The batches come from :mod:`mlm_lessons.batches`, the run directory from :mod:`mlm_lessons.rundir`.
 """
@@ -12,15 +15,22 @@ The batches come from :mod:`mlm_lessons.batches`, the run directory from :mod:`m
 from __future__ import annotations
 
 import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.distributed as dist
+from tqdm.auto import tqdm
 
+from ._checks import require_choice, require_int, require_number
 from .masking import IGNORE_INDEX
+from .settings import PRECISIONS, FitPlan
 
 __all__ = [
     "pick_device", "resolve_precision", "autocast", "peak_flops", "PEAK_TFLOPS", "param_groups", "lr_factor",
-    "StepCore", "EarlyStopping", "unwrap",
+    "StepCore", "EarlyStopping", "unwrap", "FitPlan", "TrainResult", "fit",
 ]
 
 
@@ -48,8 +58,7 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``"fp32"``, ``"bf16"`` or ``"fp16"`` for ``precision`` on ``device``; ``"auto"`` is bf16 on a
     GPU that has it, fp16 (with loss scaling) on one that does not, fp32 elsewhere."""
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}")
+    require_choice(precision, "precision", PRECISIONS)
     if precision != "auto":
         if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise ValueError("precision='bf16' asked for, but this GPU has no bf16 support; use 'fp16' or 'auto'")
@@ -201,10 +210,9 @@ class EarlyStopping:
 
     def __init__(self, patience: int | None, *, min_delta: float = 0.0, higher_is_better: bool = False,
                  start_from: torch.nn.Module | None = None):
-        if patience is not None and (not isinstance(patience, int) or isinstance(patience, bool) or patience < 1):
-            raise ValueError(f"patience must be a positive int (evaluations without improvement) or None, got {patience!r}")
-        if not min_delta >= 0:
-            raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
+        if patience is not None:
+            require_int(patience, "patience", why=" (evaluations without improvement) or None")
+        require_number(min_delta, "min_delta", at_least=0)
         self.patience, self.min_delta, self.higher = patience, min_delta, higher_is_better
         self.best_score = -float("inf") if higher_is_better else float("inf")
         self.best_step, self.best_state, self.bad = None, None, 0
@@ -229,3 +237,88 @@ class EarlyStopping:
         """Load the best weights into ``model`` (nothing when none were kept)."""
         if self.best_state is not None:
             unwrap(model).load_state_dict(self.best_state)
+
+
+# -- the training loop -----------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What every kind of training returns: the model (with the kept weights), its history (training
+    and evaluation entries, in order), the step of the kept weights (``best_step``; None when
+    nothing was followed), the step early stopping fired at (``stopped_at``), the validation scores
+    of the kept weights (``valid``, from its history entry, without the ``valid_`` prefix), the test
+    scores where the caller measured them, the time taken, and the run directory (``cached``: loaded
+    from the run cache instead of trained)."""
+
+    model: torch.nn.Module
+    history: list[dict] = field(default_factory=list)
+    best_step: int | None = None
+    stopped_at: int | None = None
+    valid: dict = field(default_factory=dict)
+    test: dict | None = None
+    seconds: float = 0.0
+    out_dir: Path | None = None
+    cached: bool = False
+
+    def evaluations(self) -> list[dict]:
+        """The history's evaluation entries (those with validation scores)."""
+        return [h for h in self.history if any(k.startswith("valid_") for k in h)]
+
+
+def fit(core: StepCore, batches: Callable[[int], list[dict]], plan: FitPlan,
+        evaluate: Callable[[int, float | None], dict | None], *, before_step: Callable[[int], None] | None = None,
+        log: Callable[..., dict | None] | None = None, save: Callable[[int, int | None], None] | None = None,
+        agree: Callable[[bool], bool] | None = None, start: int = 0, history: list[dict] | None = None,
+        progress: bool = False, desc: str = "training") -> TrainResult:
+    """Train ``core.model`` from step ``start`` as ``plan`` says; the one loop of the package.
+
+    Each step: ``before_step(step)`` (the step's dropout seed), ``core.step(batches(step))``, then
+    ``log(done, loss, grad_norm, batches, t0)``, which may return a training entry for the history.
+    At an evaluation, ``evaluate(done, train_loss)`` returns the history entry (``train_loss``: the
+    mean loss since the last evaluation; None at step 0) or None where this process does not
+    evaluate; ``agree(stop)`` makes every process take rank 0's decision. ``save(step, best_step)``
+    writes a checkpoint every ``plan.checkpoint_every`` steps. At the end the best weights are restored.
+    """
+    history = [] if history is None else history
+    stopper = EarlyStopping(plan.patience, min_delta=plan.min_delta, higher_is_better=plan.higher_is_better,
+                            start_from=core.model if plan.keep_start else None)
+    best: dict = {}
+
+    def evaluation(step: int, train_loss: float | None) -> bool:
+        nonlocal best
+        entry, stop = evaluate(step, train_loss), False
+        if entry is not None:
+            history.append(entry)
+            stop = stopper.update(plan.score(entry), step, core.model)
+            if stopper.best_step == step:
+                best = {k[len("valid_"):]: v for k, v in entry.items() if k.startswith("valid_")}
+        return agree(stop) if agree is not None else stop
+
+    if start == 0 and plan.eval_at_start:
+        evaluation(0, None)
+    core.trained.train()
+    window, stopped_at = [], None
+    bar = tqdm(range(start, plan.end), initial=start, total=plan.max_steps, desc=desc, disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        t0 = time.perf_counter()
+        if before_step is not None:
+            before_step(step)
+        step_batches = batches(step)
+        loss, grad_norm = core.step(step_batches)
+        done = step + 1
+        window.append(loss.item())
+        entry = log(done, window[-1], grad_norm, step_batches, t0) if log is not None else None
+        if entry is not None:
+            history.append(entry)
+            bar.set_postfix(loss=f"{entry['train_loss']:.3f}", **({"tok_s": f"{entry['tokens_per_s']:.0f}"} if "tokens_per_s" in entry else {}))
+        if done % plan.eval_every == 0 or done == plan.max_steps:
+            train_loss, window = sum(window) / len(window), []
+            if evaluation(done, train_loss):
+                stopped_at = done
+                break
+        if save is not None and plan.checkpoint_every and done % plan.checkpoint_every == 0 and done != plan.end:
+            save(done, stopper.best_step)
+    bar.close()
+    stopper.restore(core.model)
+    return TrainResult(core.model, history, stopper.best_step, stopped_at, best)

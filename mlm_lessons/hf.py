@@ -27,11 +27,13 @@ transform (dense, GELU, LayerNorm) in between.
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
 import torch
 
+from ._checks import require_int
 from .finetuning import SequenceClassifier, TokenClassifier
 from .model import MaskedLM, check_vocabulary
 from .tokenizer import CLS, MASK, PAD, SEP, UNK
@@ -264,8 +266,7 @@ def hf_tokenizer(tokenizer, *, model_max_length: int):
     ``max_length`` does."""
     from transformers import PreTrainedTokenizerFast
 
-    if not isinstance(model_max_length, int) or model_max_length < 3:
-        raise ValueError(f"model_max_length must be an int >= 3 (room for [CLS], a piece and [SEP]), got {model_max_length!r}")
+    require_int(model_max_length, "model_max_length", 3, why=" (room for [CLS], a piece and [SEP])")
     # no token_type_ids: our models have no segment embeddings, and ModernBERT's forward (transformers 4.x) refuses them
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer.tokenizer, unk_token=UNK, pad_token=PAD, cls_token=CLS,
                                    sep_token=SEP, mask_token=MASK, model_max_length=model_max_length,
@@ -392,8 +393,6 @@ def modernbert_rotary(config, x: torch.Tensor, position_ids: torch.Tensor) -> tu
     ``position_ids``, for comparing our rotary positions with theirs. The class changed its signature in
     ``transformers`` 5: ``(config)`` and ``forward(x, position_ids, layer_type)`` there, ``(config, dim,
     base)`` and ``forward(x, position_ids)`` in 4.x; this calls whichever is installed."""
-    import inspect
-
     from transformers.models.modernbert import modeling_modernbert as mb
 
     if "dim" in inspect.signature(mb.ModernBertRotaryEmbedding.__init__).parameters:  # transformers 4.x

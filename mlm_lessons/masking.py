@@ -23,6 +23,8 @@ from typing import Iterable, Sequence
 
 import torch
 
+from .settings import MaskingConfig
+
 __all__ = [
     "IGNORE_INDEX", "MaskingConfig", "MaskedBatch", "mask_tokens", "mask_tokens_explained",
     "Fate", "MLMCollator", "mask_once", "num_to_select", "span_lengths", "pack_examples", "pad_examples", "expected_counts", "next_token_labels",
@@ -40,68 +42,6 @@ class Fate:
     RANDOM = 2  # selected, replaced by a random (non-special) token
     KEPT = 3  # selected, left unchanged
     NAMES = ("untouched", "[MASK]", "random", "kept")
-
-
-@dataclass(frozen=True)
-class MaskingConfig:
-    """How to mask: the share of positions selected and what becomes of them.
-
-    ``selection="exact"`` selects ``max(1, round(mask_ratio * n))`` of a sequence's ``n`` eligible
-    positions (words, with ``whole_word=True``), as BERT's data preparation does;
-    ``"bernoulli"`` selects each independently with probability ``mask_ratio``, as Hugging Face's
-    ``DataCollatorForLanguageModeling`` does.
-
-    ``span_p`` (with ``whole_word=True``) selects *spans* of whole words, as SpanBERT does (Joshi et
-    al., 2020): each span's length in words is drawn from a geometric distribution with parameter
-    ``span_p`` truncated to 1 … ``max_span`` words (:func:`span_lengths`); spans are added until
-    ``num_to_select(n, mask_ratio)`` of the row's ``n`` *pieces* are selected, never more. The budget
-    is counted in pieces, so a run with spans masks as many pieces as one that masks single pieces.
-    ``span_p=1.0`` gives spans of one word: whole-word masking at that same piece budget (the rule
-    of Hugging Face's ``DataCollatorForWholeWordMask``), where ``whole_word`` alone selects a share of
-    the *words*. SpanBERT uses ``span_p=0.2``, ``max_span=10``.
-    """
-
-    mask_ratio: float = 0.15
-    p_mask: float = 0.8
-    p_random: float = 0.1
-    p_keep: float = 0.1
-    selection: str = "exact"
-    whole_word: bool = False
-    span_p: float | None = None
-    max_span: int = 10
-
-    def __post_init__(self):
-        if not isinstance(self.mask_ratio, (int, float)) or not 0 < self.mask_ratio <= 1:
-            raise ValueError(f"mask_ratio must be in (0, 1], got {self.mask_ratio!r}")
-        for name in ("p_mask", "p_random", "p_keep"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not 0 <= v <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {v!r}")
-        total = self.p_mask + self.p_random + self.p_keep
-        if abs(total - 1) > 1e-6:
-            raise ValueError(
-                f"p_mask + p_random + p_keep must equal 1, got {self.p_mask!r} + {self.p_random!r} + "
-                f"{self.p_keep!r} = {total!r}"
-            )
-        if self.selection not in ("exact", "bernoulli"):
-            raise ValueError(f"selection must be 'exact' or 'bernoulli', got {self.selection!r}")
-        if not isinstance(self.whole_word, bool):
-            raise ValueError(f"whole_word must be True or False, got {self.whole_word!r}")
-        if self.span_p is not None:
-            if isinstance(self.span_p, bool) or not isinstance(self.span_p, (int, float)) or not 0 < self.span_p <= 1:
-                raise ValueError(f"span_p must be in (0, 1] (the geometric distribution's parameter; SpanBERT's is 0.2) "
-                                 f"or None, got {self.span_p!r}")
-            if not self.whole_word:
-                raise ValueError("span_p selects spans of whole words: set whole_word=True with it")
-            if self.selection != "exact":
-                raise ValueError(f"span_p fills a budget of pieces: it needs selection='exact', got {self.selection!r}")
-        if isinstance(self.max_span, bool) or not isinstance(self.max_span, int) or self.max_span < 1:
-            raise ValueError(f"max_span must be a positive int (a span's most words), got {self.max_span!r}")
-
-    @property
-    def spans(self) -> bool:
-        """Whether selection picks spans of words against a budget of pieces (``span_p`` is set)."""
-        return self.span_p is not None
 
 
 def num_to_select(n_eligible: int, mask_ratio: float) -> int:

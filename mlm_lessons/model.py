@@ -405,10 +405,15 @@ class MaskedLM(nn.Module):
         """Parameters counted once (the tied output projection is the embedding matrix)."""
         return sum(p.numel() for p in self.parameters())
 
-    def check_vocabulary(self, tokenizer) -> None:
-        """Raise a ValueError unless ``tokenizer`` is the vocabulary this model reads; a model that
-        records no fingerprint yet (a new one) takes ``tokenizer``'s, once its size matches."""
+    def adopt_vocabulary(self, tokenizer) -> None:
+        """Record ``tokenizer``'s fingerprint in this model's configuration, after checking that it
+        is the vocabulary the model reads (a ValueError otherwise): a new model, which records no
+        fingerprint yet, takes ``tokenizer``'s once its size matches. To check without recording,
+        use the module's :func:`check_vocabulary`."""
         self.config = self.encoder.config = self.config.for_vocabulary(tokenizer)
+
+    #: The former name of :meth:`adopt_vocabulary`, kept for code written against it.
+    check_vocabulary = adopt_vocabulary
 
 
 class CausalLM(MaskedLM):

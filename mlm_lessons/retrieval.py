@@ -21,29 +21,28 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._checks import check_step_settings, require_ints
 from .batches import LabelledBatches
 from .corpus import Corpus, load_corpus
-from .engine import EarlyStopping, StepCore, pick_device, resolve_precision
+from .corpus.documents import SPLITS
+from .engine import StepCore, TrainResult, fit, pick_device, resolve_precision
 from .masking import pad_examples
 from .model import MaskedLM, check_vocabulary, evaluating
+from .settings import POOLINGS, ContrastiveConfig, FitPlan
 from .seeding import seed_offset, stream_seed
-from .tasks import paragraphs, words_with_offsets
+from .tasks import TaskKind, paragraphs, words_with_offsets
 
 __all__ = [
     "RetrievalPair", "RetrievalTask", "summary_task", "embed", "similarity", "rank_metrics", "bm25_scores",
     "retrieval_metrics", "DualEncoder", "ContrastiveConfig", "ContrastiveResult", "contrastive_finetune", "POOLINGS",
+    "RetrievalPairs", "RETRIEVAL_PAIRS",
 ]
-
-#: How a text's token states become one vector.
-POOLINGS = ("mean", "cls", "last")
 
 
 @dataclass(frozen=True)
@@ -60,14 +59,19 @@ class RetrievalTask:
     valid: list[RetrievalPair] = field(default_factory=list)
     test: list[RetrievalPair] = field(default_factory=list)
 
+    @property
+    def kind(self) -> "RetrievalPairs":
+        """Retrieval pairs: :data:`RETRIEVAL_PAIRS`."""
+        return RETRIEVAL_PAIRS
+
     def split(self, name: str) -> list[RetrievalPair]:
-        if name not in ("train", "valid", "test"):
+        if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; choose train, valid or test")
         return getattr(self, name)
 
     def stats(self) -> list[dict]:
         rows = []
-        for s in ("train", "valid", "test"):
+        for s in SPLITS:
             pairs = self.split(s)
             rows.append({"split": s, "pairs": len(pairs),
                          "query words": sum(len(p.query.split()) for p in pairs) / max(len(pairs), 1),
@@ -87,7 +91,7 @@ def summary_task(corpus: Corpus | None = None, *, min_query_words: int = 4, min_
     corpus = corpus if corpus is not None else load_corpus("pytorch-docs")
     train_text = "\x00".join(d.text for d in corpus.train)
     splits = {}
-    for split in ("train", "valid", "test"):
+    for split in SPLITS:
         pairs = []
         for doc in corpus.split(split):
             paras = [p for p, _ in paragraphs(doc, min_words=1)]
@@ -243,65 +247,45 @@ class DualEncoder(nn.Module):
         return ContrastiveOutput(loss, logits)
 
 
-@dataclass(frozen=True)
-class ContrastiveConfig:
-    """How to fine-tune a :class:`DualEncoder`: ``batch_size`` pairs a step (each query's
-    negatives are the other ``batch_size − 1`` documents), evaluation of validation MRR every
-    ``eval_every`` steps, ``patience`` evaluations without improvement end the run."""
-
-    lr: float = 3e-4
-    batch_size: int = 32
-    max_steps: int = 300
-    eval_every: int = 50
-    patience: int = 3
-    temperature: float = 0.05
-    pooling: str = "mean"
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    clip_norm: float = 1.0
-    max_length: int | None = None  # None: the model's max_len
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-
-    def __post_init__(self):
-        require_ints(self, ("batch_size", "max_steps", "eval_every", "patience"), minimum=1)
-        require_ints(self, ("seed",), minimum=0)
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2 (in-batch negatives need a second pair), got {self.batch_size}")
-        if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 3):
-            raise ValueError(f"max_length must be None (the model's max_len) or an int >= 3, got {self.max_length!r}")
-        _check_pooling(self.pooling)
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
-        check_step_settings(self)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+#: What :func:`contrastive_finetune` returns: the engine's one result type.
+ContrastiveResult = TrainResult
 
 
-@dataclass
-class ContrastiveResult:
-    model: DualEncoder
-    history: list[dict] = field(default_factory=list)
-    best_step: int = 0
-    valid: dict = field(default_factory=dict)  # metrics of the kept (best) weights
-    test: dict | None = None
-    seconds: float = 0.0
+class RetrievalPairs(TaskKind):
+    """Retrieval pairs (a query and its document): the head is a :class:`DualEncoder` (trained with
+    in-batch negatives), an example is encoded as its query's and document's pieces, and the metrics
+    are :func:`rank_metrics` of the cosine similarities (MRR first)."""
+
+    name, main_metric, head_class = "retrieval", "mrr", DualEncoder
+
+    def head(self, init: MaskedLM, num_labels: int | None = None, *, pooling: str = "mean", temperature: float = 0.05,
+             dropout: float | None = None) -> DualEncoder:
+        return DualEncoder(init, pooling=pooling, temperature=temperature)
+
+    def encode(self, tokenizer, pairs, max_length: int) -> list[dict]:
+        queries = tokenizer.encode_batch([p.query for p in pairs], max_length=max_length, padding=False, return_tensors=None)
+        targets = tokenizer.encode_batch([p.target for p in pairs], max_length=max_length, padding=False, return_tensors=None)
+        return [{"query": q, "target": t} for q, t in zip(queries["input_ids"], targets["input_ids"])]
+
+    @staticmethod
+    def collate(items: list[dict], pad_id: int) -> dict:
+        """A batch of B pairs as the :class:`DualEncoder` reads it: B queries, then their B documents."""
+        batch = pad_examples([{"input_ids": it["query"]} for it in items] + [{"input_ids": it["target"]} for it in items],
+                             pad_id=pad_id)
+        batch["labels"] = torch.arange(len(items))
+        return batch
+
+    def metrics(self, model, tokenizer, pairs, *, max_length: int | None = None) -> dict:
+        return retrieval_metrics(model, tokenizer, pairs, max_length=max_length)
 
 
-def _pair_items(tokenizer, pairs, max_length: int) -> list[dict]:
-    queries = tokenizer.encode_batch([p.query for p in pairs], max_length=max_length, padding=False, return_tensors=None)
-    targets = tokenizer.encode_batch([p.target for p in pairs], max_length=max_length, padding=False, return_tensors=None)
-    return [{"query": q, "target": t} for q, t in zip(queries["input_ids"], targets["input_ids"])]
+RETRIEVAL_PAIRS = RetrievalPairs()
 
 
 def contrastive_finetune(mlm: MaskedLM, tokenizer, task: RetrievalTask, config: ContrastiveConfig = ContrastiveConfig(), *,
-                         evaluate_test: bool = True, progress: bool = False) -> ContrastiveResult:
+                         evaluate_test: bool = True, progress: bool = False) -> TrainResult:
     """Fine-tune a :class:`DualEncoder` made from ``mlm`` on ``task``'s training pairs; returns it
     with the weights of the best validation MRR (the starting weights if training never beats them)."""
-    from tqdm.auto import tqdm
-
     if not isinstance(config, ContrastiveConfig):
         raise ValueError(f"config must be a ContrastiveConfig, got {type(config).__name__}")
     if len(task.train) < config.batch_size or not task.valid:
@@ -309,48 +293,30 @@ def contrastive_finetune(mlm: MaskedLM, tokenizer, task: RetrievalTask, config: 
                          f"split; it has {len(task.train)} and {len(task.valid)}")
     check_vocabulary(mlm.config, tokenizer)
     max_length = _check_length(config.max_length, mlm.config)
+    kind = task.kind
     t0 = time.perf_counter()
     torch.manual_seed(config.seed + seed_offset())
-    model = DualEncoder(mlm, pooling=config.pooling, temperature=config.temperature)
+    model = kind.head(mlm, pooling=config.pooling, temperature=config.temperature)
     device = pick_device(config.device)
     model.to(device).train()
-
-    def collate(items):
-        batch = pad_examples([{"input_ids": it["query"]} for it in items] + [{"input_ids": it["target"]} for it in items],
-                             pad_id=tokenizer.pad_id)
-        batch["labels"] = torch.arange(len(items))
-        return batch
-
     # drop_last in spirit: a batch of one pair has no negative, so an epoch is cut to whole batches
-    items = _pair_items(tokenizer, task.train, max_length)
+    items = kind.encode(tokenizer, task.train, max_length)
     items = items[: len(items) - len(items) % config.batch_size]
     train = LabelledBatches(items, batch_size=config.batch_size, seed=config.seed + seed_offset(), pad_id=tokenizer.pad_id,
-                            collate=collate)
-    total = config.max_steps
-    core = StepCore(model, lr=config.lr, total_steps=total, warmup_steps=int(config.warmup_ratio * total),
+                            collate=lambda batch: kind.collate(batch, tokenizer.pad_id))
+    core = StepCore(model, lr=config.lr, total_steps=config.max_steps, warmup_steps=int(config.warmup_ratio * config.max_steps),
                     weight_decay=config.weight_decay, clip_norm=config.clip_norm, device=device,
                     precision=resolve_precision(config.precision, device))
-    evaluate = lambda split: retrieval_metrics(model, tokenizer, task.split(split), max_length=max_length)
-    start = evaluate("valid")
-    history = [{"step": 0, "train_loss": None, **{f"valid_{k}": v for k, v in start.items()}}]
-    stopper = EarlyStopping(config.patience, higher_is_better=True, start_from=model)
-    stopper.best_score, best = start["mrr"], start
-    window = []
-    for step in tqdm(range(total), disable=not progress, desc=f"contrastive {task.name}"):
-        torch.manual_seed(stream_seed(train.seed, "finetune-dropout", step))
-        loss, _ = core.step([train(step)])
-        window.append(loss.item())
-        done = step + 1
-        if done % config.eval_every == 0 or done == total:
-            scores = evaluate("valid")
-            history.append({"step": done, "train_loss": sum(window) / len(window), **{f"valid_{k}": v for k, v in scores.items()}})
-            window = []
-            stop = stopper.update(scores["mrr"], done, model)
-            if stopper.best_step == done:
-                best = scores
-            if stop:
-                break
-    stopper.restore(model)
+    plan = FitPlan(max_steps=config.max_steps, eval_every=config.eval_every, metric=(f"valid_{kind.main_metric}",),
+                   higher_is_better=True, patience=config.patience, eval_at_start=True, keep_start=True)
+
+    def evaluate(step: int, train_loss: float | None) -> dict:
+        scores = kind.metrics(model, tokenizer, task.valid, max_length=max_length)
+        return {"step": step, "train_loss": train_loss, **{f"valid_{k}": v for k, v in scores.items()}}
+
+    result = fit(core, lambda step: [train(step)], plan, evaluate, progress=progress, desc=f"contrastive {task.name}",
+                 before_step=lambda step: torch.manual_seed(stream_seed(train.seed, "finetune-dropout", step)))
     model.eval()
-    test = evaluate("test") if evaluate_test else None
-    return ContrastiveResult(model, history, stopper.best_step, best, test, time.perf_counter() - t0)
+    result.test = kind.metrics(model, tokenizer, task.test, max_length=max_length) if evaluate_test else None
+    result.seconds = time.perf_counter() - t0
+    return result

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+from ._checks import require_int
+
 __all__ = ["SentencePair", "split_sentences", "next_sentence_pairs", "word_overlap", "overlap_baseline"]
 
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][)\"']))\s+(?=[A-Z0-9`(\"'])")
@@ -55,8 +57,7 @@ def next_sentence_pairs(texts: Sequence[str], *, seed: int = 0, min_words: int =
     a row. ``seed`` fixes every draw."""
     if isinstance(texts, str):
         raise ValueError("texts must be a list of documents, got a single str; wrap it: [text]")
-    if not isinstance(min_words, int) or isinstance(min_words, bool) or min_words < 1:
-        raise ValueError(f"min_words must be a positive int, got {min_words!r}")
+    require_int(min_words, "min_words")
     docs = [[s for s in split_sentences(t)] for t in texts]
     usable = [s for s in ((i, d) for i, d in enumerate(docs)) if any(
         len(a.split()) >= min_words and len(b.split()) >= min_words for a, b in zip(s[1], s[1][1:]))]

@@ -36,6 +36,7 @@ import numpy as np
 
 import torch
 
+from ._checks import require_int
 from .corpus import Corpus, Document
 from .masking import IGNORE_INDEX, Fate
 from .tasks import ClassificationExample, TaskData
@@ -141,8 +142,7 @@ class HiddenMarkovLanguage:
     def sample(self, n: int, length: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` sentences of ``length`` words: ``(word ids [n, length], topics [n])``, seeded."""
         for name, v in (("n", n), ("length", length)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            require_int(v, name)
         rng = np.random.default_rng(seed)
         topics = rng.choice(self.n_topics, size=n, p=self.prior)
         states = np.empty((n, length), dtype=np.int64)
@@ -347,8 +347,7 @@ def topic_task(language: HiddenMarkovLanguage, sizes: dict[str, int], words: int
     """
     if set(sizes) != {"train", "valid", "test"}:
         raise ValueError(f"sizes must give train, valid and test, got {sorted(sizes)}")
-    if not isinstance(words, int) or isinstance(words, bool) or words < 1:
-        raise ValueError(f"words must be a positive int (the snippet's length), got {words!r}")
+    require_int(words, "words", why=" (the snippet's length)")
     splits, posteriors = {}, {}
     for i, split in enumerate(("train", "valid", "test")):
         ids, topics = language.sample(sizes[split], words, seed=np.random.SeedSequence([seed, 100 + i]).generate_state(1)[0])

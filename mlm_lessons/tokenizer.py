@@ -17,6 +17,8 @@ from typing import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+from ._checks import require_int
+
 __all__ = [
     "SPECIAL_TOKENS", "PAD", "UNK", "CLS", "SEP", "MASK", "MLMTokenizer", "train_tokenizer",
     "tokenizer_from_vocab", "wordpiece_tokenizer", "check_texts", "Fragmentation", "BatchEncoding",
@@ -71,6 +73,17 @@ class BatchEncoding(dict):
             return self[key]
         except KeyError:
             raise AttributeError(key) from None
+
+
+def _word_list(words, e: int) -> list[str]:
+    """Example ``e`` of :meth:`MLMTokenizer.pieces_by_word` as a list of str, or a ValueError."""
+    if isinstance(words, str):
+        raise ValueError(f"examples[{e}] is a single str; each example is a list of words: {words!r:.60}")
+    words = list(words)
+    for w, word in enumerate(words):
+        if not isinstance(word, str):
+            raise ValueError(f"examples[{e}][{w}] is a {type(word).__name__}, not a str: {word!r:.60}")
+    return words
 
 
 def check_texts(texts, what: str) -> list[str]:
@@ -167,8 +180,7 @@ class MLMTokenizer:
         ``word_ids[b][t]`` is the index of the word piece ``t`` belongs to, ``None`` at specials.
         """
         texts = check_texts(texts, "texts")
-        if not isinstance(max_length, int) or max_length < 2:
-            raise ValueError(f"max_length must be an int >= 2 (room for [CLS] and [SEP]), got {max_length!r}")
+        require_int(max_length, "max_length", 2, why=" (room for [CLS] and [SEP])")
         if padding not in ("longest", "max_length", False, True):
             raise ValueError(f"padding must be 'longest', 'max_length' or False, got {padding!r}")
         if return_tensors not in ("pt", None):
@@ -189,7 +201,7 @@ class MLMTokenizer:
         if return_tensors == "pt":
             if not padding and len({len(x) for x in ids}) > 1:
                 raise ValueError("sequences of different lengths cannot form a tensor; use padding='longest'")
-            import torch
+            import torch  # here, not at the top: the tokenizer itself needs no PyTorch (lists come back without it)
 
             ids = torch.tensor(ids, dtype=torch.long)
             mask = torch.tensor(mask, dtype=torch.long)
@@ -211,9 +223,7 @@ class MLMTokenizer:
         next-sentence prediction needs (:mod:`mlm_lessons.segments`).
         """
         first, second = check_texts([first, second], "segments")
-        if not isinstance(max_length, int) or max_length < 5:
-            raise ValueError(f"max_length must be an int >= 5 (room for [CLS], two [SEP] and a piece of each segment), "
-                             f"got {max_length!r}")
+        require_int(max_length, "max_length", 5, why=" (room for [CLS], two [SEP] and a piece of each segment)")
         self.tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
         try:
             enc = self.tokenizer.encode(first, second)
@@ -229,8 +239,7 @@ class MLMTokenizer:
         ``word_ids`` are renumbered from 0 in each chunk, ready for whole-word masking.
         """
         texts = check_texts(texts, "texts")
-        if not isinstance(max_length, int) or max_length < 3:
-            raise ValueError(f"max_length must be an int >= 3 (room for [CLS], a piece and [SEP]), got {max_length!r}")
+        require_int(max_length, "max_length", 3, why=" (room for [CLS], a piece and [SEP])")
         budget = max_length - 2
         chunks = []
         for enc in self.tokenizer.encode_batch(texts, add_special_tokens=False):
@@ -264,6 +273,53 @@ class MLMTokenizer:
         word_ids = [None] + [i for i, w in enumerate(words) for _ in w] + [None]
         return {"input_ids": ids, "word_ids": word_ids}
 
+    # -- pieces without special tokens --------------------------------------------------------
+    def piece_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """For each text, its piece ids without ``[CLS]``/``[SEP]``, untruncated and unpadded.
+
+        ``tok.piece_ids(["autograd", "the tensor"])`` -> ``[[auto, ##grad], [the, tensor]]`` (as ids).
+        An empty list gives an empty list. The texts are encoded as one batch (in parallel), so
+        this is the fast way to cut many words or texts into pieces.
+        """
+        if isinstance(texts, str):
+            raise ValueError("texts must be a list of strings, got a single str; wrap it: [text]")
+        texts = list(texts)
+        if not texts:
+            return []
+        texts = check_texts(texts, "texts")
+        return [enc.ids for enc in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def piece_ids_with_words(self, text: str) -> tuple[list[int], list[int | None]]:
+        """The piece ids of one text without ``[CLS]``/``[SEP]`` and, for each piece, the index of
+        the word it belongs to (into :meth:`words`): ``"the autograd"`` -> ``([the, auto, ##grad], [0, 1, 1])``."""
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a str, got {type(text).__name__}")
+        enc = self.tokenizer.encode(text, add_special_tokens=False)
+        return list(enc.ids), list(enc.word_ids)
+
+    def pieces_by_word(self, examples: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+        """For each example (a list of words, already split), for each word, its piece ids.
+
+        The words are read as given (``is_pretokenized``: never merged, each normalised and cut on
+        its own, without ``[CLS]``/``[SEP]``), so ``out[e][w]`` are the pieces of word ``w`` of
+        example ``e`` – what word-level labels (tagging) need. A word the normaliser erases
+        entirely (a lone control character such as ``"\\x07"``) gets an empty list. An empty list
+        of examples gives an empty list.
+        """
+        if isinstance(examples, str):
+            raise ValueError("examples must be a list of word lists, got a single str")
+        examples = [_word_list(ws, e) for e, ws in enumerate(examples)]
+        if not examples:
+            return []
+        encs = self.tokenizer.encode_batch(examples, is_pretokenized=True, add_special_tokens=False)
+        out = []
+        for words, enc in zip(examples, encs):
+            pieces: list[list[int]] = [[] for _ in words]
+            for piece, w in zip(enc.ids, enc.word_ids):
+                pieces[w].append(piece)
+            out.append(pieces)
+        return out
+
     # -- words ------------------------------------------------------------------------------
     def words(self, text: str) -> list[str]:
         """The words the tokenizer sees after normalisation and pre-tokenisation."""
@@ -282,13 +338,12 @@ class MLMTokenizer:
         words = pieces = split = unk = 0
         # Tokenize each distinct word once: corpora repeat words a lot.
         vocab = sorted(counts)
-        encs = self.tokenizer.encode_batch(vocab, add_special_tokens=False) if vocab else []
-        for w, enc in zip(vocab, encs):
+        for w, ids in zip(vocab, self.piece_ids(vocab)):
             n = counts[w]
             words += n
-            pieces += n * len(enc.ids)
-            split += n * (len(enc.ids) > 1)
-            unk += n * (self.unk_id in enc.ids)
+            pieces += n * len(ids)
+            split += n * (len(ids) > 1)
+            unk += n * (self.unk_id in ids)
         return Fragmentation(words, pieces, split, unk)
 
     # -- persistence --------------------------------------------------------------------------

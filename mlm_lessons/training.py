@@ -5,8 +5,10 @@
 or static masking, or next-token labels), the step core (:class:`~mlm_lessons.engine.StepCore`:
 micro-batches, mixed precision, clipping, AdamW, warm-up and linear decay), the validation text
 masked once with a fixed seed (:func:`eval_batches`, scored by :func:`evaluate` at the ``[MASK]``,
-random and kept positions apart), early stopping (:class:`~mlm_lessons.engine.EarlyStopping`), and
-the run directory (:class:`~mlm_lessons.rundir.RunDir`: checkpoint, metrics, config, run cache).
+random and kept positions apart), the loop (:func:`~mlm_lessons.engine.fit`, following the plan
+of the configuration: :meth:`~mlm_lessons.settings.TrainConfig.plan`), and the run directory
+(:class:`~mlm_lessons.rundir.RunDir`: checkpoint, metrics, config, run cache). The configuration
+and the presets are in :mod:`mlm_lessons.settings`.
 
 Reproducibility: the data order, the masks and the dropout of step ``s`` are derived from
 ``(seed, rank, s)`` alone (:mod:`mlm_lessons.seeding`), so a run resumed from a checkpoint continues
@@ -17,23 +19,20 @@ logs and saves.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ._checks import require_ints
 from .batches import PretrainBatches
-from .engine import EarlyStopping, StepCore, autocast, peak_flops, pick_device, resolve_precision
-from .masking import Fate, MaskingConfig, mask_once, next_token_labels, pack_examples, pad_examples
+from .engine import StepCore, TrainResult, autocast, fit, peak_flops, pick_device, resolve_precision
+from .masking import Fate, mask_once, next_token_labels, pack_examples, pad_examples
 from .model import EncoderConfig, MaskedLM, evaluating, flops_per_token, language_model
-from .rundir import CHECKPOINT, RunDir, load_checkpoint, load_run, run_cache_key, save_checkpoint
+from .rundir import CHECKPOINT, RUN_KEYS, RunDir, load_checkpoint, load_run, run_cache_key, save_checkpoint
+from .settings import PRESETS, TrainConfig, check_accumulation
 from .seeding import SEED_OFFSET_ENV, seed_offset, set_training_seed, stream_generator, stream_seed
 
 __all__ = [
@@ -43,128 +42,6 @@ __all__ = [
     "pick_device", "peak_flops", "save_checkpoint", "load_checkpoint", "load_run", "run_cache_key", "CHECKPOINT",
     "set_training_seed", "seed_offset", "SEED_OFFSET_ENV",
 ]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train. ``batch_size`` counts sequences per optimizer step, over all micro-batches
-    (``grad_accum``) and all processes."""
-
-    max_steps: int = 1000
-    batch_size: int = 32
-    grad_accum: int = 1
-    max_length: int = 128
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.98)
-    adam_eps: float = 1e-6
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.0
-    clip_norm: float = 1.0
-    eval_every: int = 100
-    eval_sequences: int = 512
-    log_every: int = 10
-    checkpoint_every: int = 0  # 0: only at the end
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # "auto", "fp32", "bf16", "fp16"
-    compile: bool = False
-    masking: MaskingConfig = field(default_factory=MaskingConfig)
-    # how the validation text is masked (once, with ``seed``); None: as ``masking``. The presets train
-    # with 40% and evaluate with BERT's 15%, so that their curves compare with the book's baselines.
-    eval_masking: MaskingConfig | None = None
-    # 0: dynamic masking (new masks every step, as RoBERTa); k >= 1: static masking, each training
-    # sequence masked k ways once and for all, copy ``epoch % k`` used in each epoch (BERT's "dupe factor")
-    static_masks: int = 0
-    # pack consecutive training chunks into rows of max_length (``masking.pack_examples``), so that a
-    # step computes on text rather than padding; the validation text is never packed
-    pack: bool = False
-    # "mlm": masked language modeling; "causal": next-token prediction, for a model with causal=True
-    objective: str = "mlm"
-
-    def __post_init__(self):
-        if isinstance(self.masking, dict):
-            object.__setattr__(self, "masking", MaskingConfig(**self.masking))
-        if isinstance(self.eval_masking, dict):
-            object.__setattr__(self, "eval_masking", MaskingConfig(**self.eval_masking))
-        if self.eval_masking is not None and not isinstance(self.eval_masking, MaskingConfig):
-            raise ValueError(f"eval_masking must be a MaskingConfig (or None: mask validation text as training), "
-                             f"got {self.eval_masking!r}")
-        object.__setattr__(self, "betas", tuple(self.betas))
-        require_ints(self, ("max_steps", "batch_size", "grad_accum", "max_length", "eval_every", "eval_sequences", "log_every"), minimum=1)
-        require_ints(self, ("warmup_steps", "checkpoint_every", "seed", "static_masks"), minimum=0)
-        if not isinstance(self.pack, bool):
-            raise ValueError(f"pack must be True or False, got {self.pack!r}")
-        if self.objective not in ("mlm", "causal"):
-            raise ValueError(f"objective must be 'mlm' (masked LM) or 'causal' (next token), got {self.objective!r}")
-        if self.objective == "causal" and self.static_masks:
-            raise ValueError(f"static_masks={self.static_masks} has no meaning for the causal objective, which masks nothing; use 0")
-        if self.batch_size % self.grad_accum:
-            raise ValueError(
-                f"batch_size={self.batch_size} must be divisible by grad_accum={self.grad_accum} "
-                f"(each micro-batch holds batch_size / grad_accum sequences)"
-            )
-        if self.max_length < 3:
-            raise ValueError(f"max_length must be >= 3, got {self.max_length}")
-        if self.warmup_steps >= self.max_steps:
-            raise ValueError(f"warmup_steps={self.warmup_steps} must be smaller than max_steps={self.max_steps}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
-        if self.weight_decay < 0 or self.clip_norm <= 0:
-            raise ValueError(f"weight_decay must be >= 0 and clip_norm > 0, got {self.weight_decay!r} and {self.clip_norm!r}")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def replace(self, **changes) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
-
-
-#: What every preset shares: 40% of the positions masked in training (Wettig et al. 2023; chapter 6),
-#: BERT's 15% for the validation text, so that every curve is scored like chapter 3's baselines, and
-#: training chunks packed into full rows (short docstrings would leave a padded batch half empty).
-_PRESET_RECIPE = dict(masking=dict(mask_ratio=0.4), eval_masking=dict(mask_ratio=0.15), pack=True)
-
-#: ModernBERT's layout (Warner et al. 2024), which every preset's model has and ``mlm_lessons.hf`` exports
-#: exactly: pre-LN blocks, rotary positions, a LayerNorm on the embeddings (none before block 0's
-#: attention), a GeGLU feed-forward and no biases. A GeGLU's first projection makes a value and its
-#: gate, so each preset's ``d_ff`` is two thirds of a GELU network's of the same FLOPs per token,
-#: rounded up to a multiple of 8 (``EncoderConfig.in_modernbert_layout``).
-_PRESET_LAYOUT = dict(norm="pre", positions="rope", embedding_norm=True, ffn="geglu", bias=False)
-
-#: Named set-ups: (model sizes, training settings). ``cpu-small`` is chapter 5's run on a laptop CPU,
-#: the recipe ``benchmarks/cpu_recipe.py`` chose at equal wall-clock time (``benchmarks/RESULTS.md``);
-#: the GPU presets share its layout, position scheme and masking.
-PRESETS: dict[str, tuple[dict, dict]] = {
-    "cpu-small": (
-        # no dropout: a few epochs of a tiny model are far from overfitting, and dropout slows it down
-        dict(max_len=64, d_model=128, n_layers=2, n_heads=4, d_ff=344, dropout=0.0, **_PRESET_LAYOUT),
-        dict(max_steps=5200, batch_size=12, max_length=64, lr=1.4e-3, warmup_steps=520, eval_every=200, eval_sequences=256, log_every=50,
-             **_PRESET_RECIPE),
-    ),
-    "colab-t4": (
-        dict(max_len=128, d_model=256, n_layers=4, n_heads=4, d_ff=688, dropout=0.1, **_PRESET_LAYOUT),
-        dict(max_steps=4000, batch_size=128, max_length=128, lr=7e-4, warmup_steps=300, eval_every=250, log_every=50, **_PRESET_RECIPE),
-    ),
-    "a100": (
-        dict(max_len=128, d_model=512, n_layers=8, n_heads=8, d_ff=1368, dropout=0.1, **_PRESET_LAYOUT),
-        dict(max_steps=6000, batch_size=256, max_length=128, lr=5e-4, warmup_steps=500, eval_every=500, log_every=50, compile=True,
-             **_PRESET_RECIPE),
-    ),
-    "h100": (
-        dict(max_len=128, d_model=768, n_layers=12, n_heads=12, d_ff=2048, dropout=0.1, **_PRESET_LAYOUT),
-        dict(max_steps=6000, batch_size=256, max_length=128, lr=4e-4, warmup_steps=500, eval_every=500, log_every=50, compile=True,
-             **_PRESET_RECIPE),
-    ),
-}
 
 
 def preset(name: str, vocab_size: int, **train_overrides) -> tuple[EncoderConfig, TrainConfig]:
@@ -280,24 +157,12 @@ def eval_batches(tokenizer, texts, config: TrainConfig, batch_size: int = 64) ->
     return [pad_examples(masked[i : i + batch_size], pad_id=tokenizer.pad_id) for i in range(0, len(masked), batch_size)]
 
 
-@dataclass
-class PretrainResult:
-    """The trained model, the log (training entries and evaluations), where the run was written.
+#: What :func:`pretrain` returns: the engine's one result type (``model``, ``history``, ``out_dir``,
+#: ``best_step`` and ``stopped_at`` with early stopping, ``cached`` when loaded from the run cache).
+PretrainResult = TrainResult
 
-    With early stopping (``patience``), ``model`` holds the weights of ``best_step`` and
-    ``stopped_at`` is the step at which training stopped (``None`` if it ran to ``max_steps``).
-    ``cached`` says the run was loaded from the run cache rather than trained now.
-    """
-
-    model: MaskedLM
-    history: list[dict]
-    out_dir: Path | None
-    best_step: int | None = None
-    stopped_at: int | None = None
-    cached: bool = False
-
-    def evaluations(self) -> list[dict]:
-        return [h for h in self.history if "valid_loss" in h]
+#: ``pretrain``'s keyword arguments that default to the configuration's own early-stopping plan.
+_FROM_CONFIG = object()
 
 
 # -- pretraining ----------------------------------------------------------------------------------
@@ -315,11 +180,11 @@ def pretrain(
     stop_after: int | None = None,
     progress: bool = True,
     also_evaluate: dict[str, list[str]] | None = None,
-    patience: int | None = None,
-    min_delta: float = 0.0,
-    eval_at_start: bool = False,
+    patience=_FROM_CONFIG,
+    min_delta=_FROM_CONFIG,
+    eval_at_start=_FROM_CONFIG,
     cache: bool = False,
-) -> PretrainResult:
+) -> TrainResult:
     """Pretrain ``model`` (or a new one built from an ``EncoderConfig``) with masked language modeling
     (or, for a causal model and ``objective="causal"``, next-token prediction).
 
@@ -328,39 +193,36 @@ def pretrain(
     ``config.json`` there; ``resume=True`` continues from its checkpoint; ``stop_after`` ends this
     session after that step with a checkpoint (the schedule still runs to ``max_steps``).
 
-    ``also_evaluate={"general": texts}`` evaluates on more validation sets at every evaluation
-    (logged as ``general_loss``, ``general_accuracy``); ``eval_at_start`` adds an evaluation at step
-    0. ``patience=k`` stops early once the validation loss at the ``[MASK]`` positions (a causal
-    model's: its next-token loss) has not improved by more than ``min_delta`` in ``k`` evaluations
-    in a row, and returns (and saves) the best weights.
-    ``cache=True`` keeps the finished run under the cache directory, keyed by everything that
-    decides its result (:func:`run_cache_key`), and loads it instead of training when it exists.
+    ``also_evaluate={"general": texts}`` evaluates on more validation sets (logged as ``general_loss``, ...).
+    The evaluation and stopping plan is the configuration's (:meth:`TrainConfig.plan`): with
+    ``patience=k`` the run stops once the validation ``[MASK]`` loss (a causal model's: its only
+    loss) has not improved by more than ``min_delta`` in ``k`` evaluations in a row, and returns (and
+    saves) the best weights; ``eval_at_start`` adds an evaluation at step 0. Given here, these three
+    replace the configuration's. ``cache=True`` keeps the finished run in the run cache, keyed by
+    everything that decides its result (:func:`run_cache_key`), and loads it when it exists.
 
     What training draws – the initial weights, the data order, the masks and the dropout of every
     step – comes from ``config.seed`` plus :func:`seed_offset` (``$MLM_LESSONS_SEED_OFFSET``); the
     evaluation mask comes from ``config.seed`` alone. The model's configuration records the
     tokenizer's vocabulary (``vocab_fingerprint``).
     """
-    from tqdm.auto import tqdm
-
-    also_evaluate = _check_options(config, also_evaluate, patience, min_delta, resume, stop_after, cache, out_dir)
+    config = _with_plan(config, patience=patience, min_delta=min_delta, eval_at_start=eval_at_start)
+    also_evaluate = _check_options(config, also_evaluate, resume, stop_after, cache, out_dir)
     offset = seed_offset()
     seed = config.seed + offset  # what training draws; the evaluation mask keeps config.seed
     rank, world, device = _distributed(config)
     precision = resolve_precision(config.precision, device)
     model = _for_vocabulary(model, tokenizer, config)
     train_texts, valid_texts = list(train_texts), list(valid_texts)
+    run = RunDir(out_dir) if out_dir is not None else None
     if cache:
         run = RunDir.cached(run_cache_key(model, tokenizer, train_texts, valid_texts, config, device, also_evaluate=also_evaluate,
-                                          patience=patience, min_delta=min_delta, eval_at_start=eval_at_start, world=world,
-                                          seed_offset=offset))
+                                          world=world, seed_offset=offset))
         found = _cached_result(run, model, config.max_steps, device)
         if found is not None:
             return found
-    else:
-        run = RunDir(out_dir) if out_dir is not None else None
-    if resume and (run is None or not run.has_checkpoint()):
-        raise ValueError(f"resume=True needs a checkpoint in out_dir, found none in {str(out_dir)!r}")
+    if resume and not run.has_checkpoint():
+        raise ValueError(f"resume=True needs a checkpoint in out_dir, found none in {str(out_dir)!r}; start without resume")
     if isinstance(model, EncoderConfig):
         set_training_seed(seed)
         model = language_model(model)
@@ -373,56 +235,39 @@ def pretrain(
     core = StepCore(model.to(device), lr=config.lr, total_steps=config.max_steps, warmup_steps=config.warmup_steps,
                     min_lr_ratio=config.min_lr_ratio, weight_decay=config.weight_decay, betas=config.betas, eps=config.adam_eps,
                     clip_norm=config.clip_norm, device=device, precision=precision, compile=config.compile, world=world)
-    stopper = EarlyStopping(patience, min_delta=min_delta)
     start, history = _resume(run, model, core, offset, device) if resume else (0, [])
-
-    def evaluation(step: int) -> bool:
-        """Evaluate (rank 0) and log it; True, on every rank, when early stopping says stop."""
-        stop = False
-        if rank == 0:
-            history.append(evaluator(model, step))
-            stop = stopper.update(history[-1].get("valid_mask_loss", history[-1]["valid_loss"]), step, model)  # causal: its only loss
-        return _rank_zero_decides(stop, device) if world > 1 and patience is not None else stop
-
-    def save(step: int, stopped_at: int | None = None) -> None:
-        if rank == 0 and run is not None:
-            rng = {"torch": torch.get_rng_state(), **({"cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})}
-            run.save(tokenizer=tokenizer, history=history, format=1, step=step, model=model.state_dict(), **core.state_dict(),
-                     rng=rng, model_config=model.config.to_dict(), train_config=config.to_dict(), best_step=stopper.best_step,
-                     stopped_at=stopped_at, seed_offset=offset,
-                     config={"model": model.config.to_dict(), "train": config.to_dict(), "seed_offset": offset,
-                             "precision": precision, "device": str(device), "processes": world})
-
-    end = config.max_steps if stop_after is None else min(config.max_steps, stop_after)
-    log = _ThroughputLog(model.config, config, device, precision, world)
-    stopped_at = None
-    if start == 0 and (eval_at_start or patience is not None):
-        evaluation(0)
-    core.trained.train()
-    bar = tqdm(range(start, end), initial=start, total=config.max_steps, desc="pretraining", disable=not progress or rank != 0,
-               dynamic_ncols=True)
-    for step in bar:
-        t0 = time.perf_counter()
-        set_training_seed(stream_seed(seed, "dropout", rank, step))  # dropout of this step, on this rank
-        step_batches = batches(step)
-        loss, grad_norm = core.step(step_batches)
-        done = step + 1
-        log.add(loss, step_batches, t0)
-        if done % config.log_every == 0 or done in (config.max_steps, end):
-            history.append(log.entry(done, core.lr, grad_norm))
-            bar.set_postfix(loss=f"{history[-1]['train_loss']:.3f}", tok_s=f"{history[-1]['tokens_per_s']:.0f}")
-        if done % config.eval_every == 0 or done == config.max_steps:
-            if evaluation(done):
-                stopped_at = done
-                break
-        if config.checkpoint_every and done % config.checkpoint_every == 0 and done != end:
-            save(done)
-    bar.close()
-    stopper.restore(model)  # early stopping: keep the best weights, not the last
-    save(stopped_at or end, stopped_at)
+    plan = config.plan(stop_after)
+    save = _Checkpointer(run if rank == 0 else None, tokenizer, model, core, config, history, offset, precision, device, world)
+    result = fit(core, batches, plan, lambda step, _: evaluator(model, step) if rank == 0 else None,
+                 before_step=lambda step: set_training_seed(stream_seed(seed, "dropout", rank, step)),  # this step's dropout, on this rank
+                 log=_ThroughputLog(model.config, config, device, precision, world, core, plan.end),
+                 save=save, agree=(lambda stop: _rank_zero_decides(stop, device)) if world > 1 and config.patience is not None else None,
+                 start=start, history=history, progress=progress and rank == 0, desc="pretraining")
+    save(result.stopped_at or plan.end, result.best_step, result.stopped_at)  # early stopping: the best weights, not the last
     if world > 1:
         dist.barrier()
-    return PretrainResult(model, history, run.path if run is not None else None, stopper.best_step, stopped_at)
+    result.out_dir = run.path if run is not None else None
+    return result
+
+
+class _Checkpointer:
+    """Writes a pretraining run's checkpoint (rank 0; nothing without a run directory)."""
+
+    def __init__(self, run: RunDir | None, tokenizer, model, core: StepCore, config: TrainConfig, history: list[dict],
+                 offset: int, precision: str, device: torch.device, world: int):
+        self.run, self.tokenizer, self.model, self.core, self.config, self.history = run, tokenizer, model, core, config, history
+        self.offset, self.device = offset, device
+        self.run_config = {"seed_offset": offset, "precision": precision, "device": str(device), "processes": world}
+
+    def __call__(self, step: int, best_step: int | None, stopped_at: int | None = None) -> None:
+        if self.run is None:
+            return
+        device, model, config = self.device, self.model, self.config
+        rng = {"torch": torch.get_rng_state(), **({"cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})}
+        self.run.save(tokenizer=self.tokenizer, history=self.history, format=1, step=step, model=model.state_dict(),
+                      **self.core.state_dict(), rng=rng, model_config=model.config.to_dict(), train_config=config.to_dict(),
+                      best_step=best_step, stopped_at=stopped_at, seed_offset=self.offset,
+                      config={"model": model.config.to_dict(), "train": config.to_dict(), **self.run_config})
 
 
 class Evaluator:
@@ -446,20 +291,27 @@ def _rank_zero_decides(stop: bool, device: torch.device) -> bool:
     return bool(flag.item())
 
 
-def _check_options(config, also_evaluate, patience, min_delta, resume, stop_after, cache, out_dir) -> dict:
+def _with_plan(config: TrainConfig, **plan) -> TrainConfig:
+    """``config`` with the early-stopping settings given to :func:`pretrain` in place of its own."""
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    given = {k: v for k, v in plan.items() if v is not _FROM_CONFIG}
+    return config.replace(**given) if given else config
+
+
+def _check_options(config: TrainConfig, also_evaluate, resume, stop_after, cache, out_dir) -> dict:
     also_evaluate = dict(also_evaluate or {})
     for name, texts in also_evaluate.items():
         if not isinstance(name, str) or not name.isidentifier() or name in ("valid", "train"):
             raise ValueError(f"also_evaluate names must be identifiers other than 'valid' and 'train', got {name!r}")
         if isinstance(texts, str):
             raise ValueError(f"also_evaluate[{name!r}] must be a list of texts, got a single str; wrap it: [text]")
-    EarlyStopping(patience, min_delta=min_delta)  # checks both
-    if patience is not None and (resume or stop_after is not None):
+    if config.patience is not None and (resume or stop_after is not None):
         raise ValueError("early stopping (patience) cannot be combined with resume or stop_after; run it in one go")
     if cache and (out_dir is not None or resume or stop_after is not None):
         raise ValueError("cache=True chooses its own run directory; do not pass out_dir, resume or stop_after with it")
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs a checkpoint in out_dir, and no out_dir was given: pass the run directory to continue")
     return also_evaluate
 
 
@@ -469,8 +321,7 @@ def _distributed(config: TrainConfig) -> tuple[int, int, torch.device]:
     rank, local_rank = (int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))) if world > 1 else (0, 0)
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() and config.device != "cpu" else "gloo")
-    if config.batch_size % (config.grad_accum * world):
-        raise ValueError(f"batch_size={config.batch_size} must be divisible by grad_accum × processes = {config.grad_accum} × {world}")
+    check_accumulation(config.batch_size, config.grad_accum, world)
     device = pick_device(config.device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -491,11 +342,11 @@ def _for_vocabulary(model, tokenizer, config: TrainConfig):
         raise ValueError(f"max_length={config.max_length} exceeds the model's max_len={model_config.max_len}")
     if isinstance(model, EncoderConfig):
         return model.for_vocabulary(tokenizer)
-    model.check_vocabulary(tokenizer)
+    model.adopt_vocabulary(tokenizer)
     return model
 
 
-def _cached_result(run: RunDir, model, max_steps: int, device: torch.device) -> PretrainResult | None:
+def _cached_result(run: RunDir, model, max_steps: int, device: torch.device) -> TrainResult | None:
     """The finished run in ``run`` loaded into ``model`` (a new one for an EncoderConfig), or None."""
     ckpt = run.finished(max_steps)
     if ckpt is None:
@@ -503,12 +354,13 @@ def _cached_result(run: RunDir, model, max_steps: int, device: torch.device) -> 
     if isinstance(model, EncoderConfig):
         model = language_model(model)
     model.load_state_dict(ckpt["model"])  # the caller's model ends up trained, as without the cache
-    return PretrainResult(model.to(device), list(ckpt["history"]), run.path, ckpt.get("best_step"), ckpt.get("stopped_at"), cached=True)
+    return TrainResult(model.to(device), list(ckpt["history"]), ckpt.get("best_step"), ckpt.get("stopped_at"), out_dir=run.path,
+                       cached=True)
 
 
 def _resume(run: RunDir, model, core: StepCore, offset: int, device: torch.device) -> tuple[int, list[dict]]:
     """Load the checkpoint's weights, optimizer, schedule and random state; (step, history)."""
-    ckpt = run.load(map_location=device)
+    ckpt = run.load(map_location=device, keys=(*RUN_KEYS, "rng"))
     if ckpt["model_config"] != model.config.to_dict():
         raise ValueError("the checkpoint's model configuration differs from this model's; resume with the same preset and model configuration")
     if ckpt.get("stopped_at") is not None:
@@ -523,29 +375,32 @@ def _resume(run: RunDir, model, core: StepCore, offset: int, device: torch.devic
 
 
 class _ThroughputLog:
-    """The training entries of the history: mean loss over the window since the last entry, the
-    learning rate, the gradient norm, tokens per second and (on a known GPU) model FLOPs utilisation."""
+    """The training entries of the history, every ``log_every`` steps and at the end: mean loss over
+    the window since the last entry, the learning rate, the gradient norm, tokens per second and (on
+    a known GPU) model FLOPs utilisation."""
 
-    def __init__(self, model_config: EncoderConfig, config: TrainConfig, device, precision: str, world: int):
+    def __init__(self, model_config: EncoderConfig, config: TrainConfig, device, precision: str, world: int, core: StepCore,
+                 end: int):
         labelled = 1.0 if config.objective == "causal" else config.masking.mask_ratio
         self.flops = flops_per_token(model_config, config.max_length, labelled)
-        self.peak, self.device, self.world = peak_flops(device, precision), device, world
+        self.peak, self.device, self.world, self.core = peak_flops(device, precision), device, world, core
+        self.every, self.last = config.log_every, (config.max_steps, end)
         self._reset()
 
     def _reset(self):
         self.loss, self.steps, self.tokens, self.positions, self.time = 0.0, 0, 0, 0, 0.0
 
-    def add(self, loss: torch.Tensor, batches: list[dict], t0: float) -> None:
+    def __call__(self, step: int, loss: float, grad_norm: torch.Tensor, batches: list[dict], t0: float) -> dict | None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        self.loss += loss.item()
+        self.loss += loss
         self.steps += 1
         self.tokens += sum(int(b["attention_mask"].sum()) for b in batches) * self.world
         self.positions += sum(b["attention_mask"].numel() for b in batches) * self.world
         self.time += time.perf_counter() - t0
-
-    def entry(self, step: int, lr: float, grad_norm: torch.Tensor) -> dict:
-        entry = {"step": step, "train_loss": self.loss / self.steps, "lr": lr, "grad_norm": float(grad_norm),
+        if step % self.every and step not in self.last:
+            return None
+        entry = {"step": step, "train_loss": self.loss / self.steps, "lr": self.core.lr, "grad_norm": float(grad_norm),
                  "tokens_per_s": self.tokens / self.time}
         if self.peak:
             entry["mfu"] = self.flops * self.positions / self.time / (self.peak * self.world)

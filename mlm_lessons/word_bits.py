@@ -35,7 +35,7 @@ def characters_per_piece(tokenizer: MLMTokenizer, texts: Sequence[str]) -> float
     """How much text one piece holds: the characters of ``texts``' words (after normalisation)
     over their pieces. A row of ``n`` pieces covers about ``n`` times this many characters."""
     texts = check_texts(texts, "texts")
-    pieces = sum(len(e.ids) for e in tokenizer.tokenizer.encode_batch(texts, add_special_tokens=False))
+    pieces = sum(len(ids) for ids in tokenizer.piece_ids(texts))
     if not pieces:
         raise ValueError("texts hold no piece to count; give non-empty texts")
     return sum(len(w) for t in texts for w in tokenizer.words(t)) / pieces
@@ -69,8 +69,8 @@ def choose_words(texts: Sequence[str], tokenizers: Sequence[MLMTokenizer], *, ra
                                  "normalisation and pre-tokenizer (e.g. both from train_tokenizer with the same lowercase)")
         unknown = set()
         for tok in tokenizers:
-            enc = tok.tokenizer.encode(text, add_special_tokens=False)
-            unknown.update(w for piece, w in zip(enc.ids, enc.word_ids) if piece == tok.unk_id and w is not None)
+            ids, word_ids = tok.piece_ids_with_words(text)
+            unknown.update(w for piece, w in zip(ids, word_ids) if piece == tok.unk_id and w is not None)
         eligible = [w for w, word in enumerate(words) if _eligible(word) and w not in unknown]
         k = max(1, round(ratio * len(eligible))) if eligible else 0
         chosen.append(sorted(random.Random(f"{seed}-{i}").sample(eligible, k)))
@@ -149,8 +149,7 @@ def masked_word_bits(model: MaskedLM, tokenizer: MLMTokenizer, texts: Sequence[s
         hide = set(hide)
         if any(not isinstance(w, int) or not 0 <= w < len(words) for w in hide):
             raise ValueError(f"chosen[{i}] holds word indices outside 0..{len(words) - 1}; use choose_words with the same texts")
-        enc = tokenizer.tokenizer.encode(text, add_special_tokens=False)
-        ids, word_ids = list(enc.ids), list(enc.word_ids)
+        ids, word_ids = tokenizer.piece_ids_with_words(text)
         present = {w for w in word_ids if w is not None}
         n_words += len(hide & present)
         n_chars += sum(len(words[w]) for w in hide & present)

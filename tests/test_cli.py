@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import inspect
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -209,3 +213,155 @@ def test_export_writes_every_run_the_cli_makes(capsys, tmp_path, corpora, one_th
     err = capsys.readouterr().err
     assert f"{str(tmp_path)!r} holds neither checkpoint.pt (a pretrain or dapt run) nor finetuned.pt (a finetune run)" in err
     assert not (tmp_path / "hub-x").exists()
+
+
+# -- the parser: its defaults and choices are the settings' -------------------------------------------
+
+
+def test_building_the_parser_imports_no_torch():
+    code = "import sys, mlm_lessons.cli; mlm_lessons.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_parser_defaults_and_choices_come_from_the_settings():
+    from mlm_lessons import cli, settings
+    from mlm_lessons.heads import SequenceClassifier
+    from mlm_lessons.tokenizer import train_tokenizer
+
+    def parsed(*argv):
+        return cli.build_parser().parse_args(list(argv))
+
+    finetune = parsed("finetune", "--task", settings.TASK_NAMES[0], "--checkpoint", "r", "--out", "o")
+    fields = {f.name: f.default for f in dataclasses.fields(settings.FinetuneConfig)}
+    assert (finetune.lr, finetune.max_steps, finetune.max_length, finetune.seed, finetune.device) == tuple(
+        fields[k] for k in ("lr", "max_steps", "max_length", "seed", "device"))
+    assert finetune.pooling == inspect.signature(SequenceClassifier).parameters["pooling"].default
+    dapt = parsed("dapt", "--checkpoint", "r", "--corpus", "numpy-docs", "--out", "o")
+    d = settings.DAPT_DEFAULTS
+    assert (dapt.max_steps, dapt.eval_every, dapt.patience, dapt.general_corpus) == (d.max_steps, d.eval_every, d.patience,
+                                                                                     d.general_corpus)
+    pretrain = parsed("pretrain", "--out", "o")
+    assert pretrain.preset == settings.DEFAULT_PRESET and pretrain.vocab_size == settings.VOCAB_SIZE
+    tokenizer = parsed("tokenizer", "--out", "t.json")
+    assert (tokenizer.vocab_size, tokenizer.min_frequency) == (settings.VOCAB_SIZE, settings.MIN_FREQUENCY)
+    signature = inspect.signature(train_tokenizer).parameters
+    assert (signature["vocab_size"].default, signature["min_frequency"].default) == (settings.VOCAB_SIZE, settings.MIN_FREQUENCY)
+    choices = {a.dest: a.choices for p in _subparsers(cli.build_parser()).values() for a in p._actions if a.choices}
+    assert tuple(_subparsers(cli.build_parser())["pretrain"]._option_string_actions["--preset"].choices) == settings.PRESET_NAMES
+    assert tuple(choices["task"]) == settings.TASK_NAMES and tuple(choices["pooling"]) == settings.CLASSIFIER_POOLINGS
+    assert cli.MADE_BY == "made_by.json"
+
+
+def _subparsers(parser) -> dict:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+# -- bad run directories: one line, never a traceback ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def good_runs(tmp_path_factory):
+    """A pretraining run (with the CLI's made_by record) and a fine-tuning run made from it, to damage copies of."""
+    from mlm_lessons.heads import SequenceClassifier
+    from mlm_lessons.rundir import RunDir, load_run
+    from mlm_lessons.settings import FinetuneConfig
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_data import tiny_tokenizer_and_texts
+
+    root = tmp_path_factory.mktemp("good")
+    general, _ = _tiny_run(root)
+    RunDir(general).write_made_by({"commands": ["python -m mlm_lessons pretrain --out general"], "data": "tiny text"})
+    model, tok, _ = load_run(general)
+    ft = RunDir(root / "ft")
+    ft.save_finetuned(SequenceClassifier.from_pretrained(model, 3), tok, task="torch-subpackage", label_names=["a", "b", "c"],
+                      config=FinetuneConfig(), history=[], valid={}, test={}, best_step=0)
+    ft.write_made_by({"commands": ["python -m mlm_lessons finetune --out ft"], "task": "torch-subpackage", "data": "tiny text"})
+    _, paragraphs, _ = tiny_tokenizer_and_texts(n_train=300)
+    (root / "notes.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
+    return {"checkpoint.pt": general, "finetuned.pt": root / "ft", "notes": root / "notes.txt"}
+
+
+def _damaged(runs: dict, tmp_path: Path, model_file: str, damage: str) -> tuple[Path, Path]:
+    """A copy of the run holding ``model_file`` with ``damage`` done: (run directory, the damaged file)."""
+    import torch
+
+    run = Path(shutil.copytree(runs[model_file], tmp_path / "run"))
+    target = run / ("tokenizer.json" if "tokenizer" in damage else "made_by.json" if "made_by" in damage else model_file)
+    if damage.startswith("missing"):
+        target.unlink()
+    elif damage == "truncated":
+        target.write_bytes(target.read_bytes()[:1000])  # what `head -c 1000` leaves
+    elif damage == "empty":
+        target.write_bytes(b"")
+    elif damage == "tensor":
+        torch.save(torch.zeros(3), target)  # a plain torch.save: loads, but is no run of ours
+    elif damage == "foreign":  # the other kind of run's file under this name
+        other = "finetuned.pt" if model_file == "checkpoint.pt" else "checkpoint.pt"
+        shutil.copy(runs[other] / other, target)
+    elif damage.startswith("corrupt"):
+        target.write_text('{"commands": ["python -m')
+    return run, target
+
+
+def _command(name: str, run: Path, tmp_path: Path, runs: dict) -> list[str]:
+    quick = ["--device", "cpu", "--quiet"]
+    return {
+        "fill-mask": ["fill-mask", "--checkpoint", str(run), "the [MASK] ."],
+        "export": ["export", "--checkpoint", str(run), "--out", str(tmp_path / "hub")],
+        "dapt": ["dapt", "--checkpoint", str(run), "--corpus", "numpy-docs", "--out", str(tmp_path / "dapt"), "--max-steps", "2", *quick],
+        "finetune": ["finetune", "--task", "code-spans", "--checkpoint", str(run), "--out", str(tmp_path / "ft"), "--max-steps", "2",
+                     *quick],
+        "pretrain --resume": ["pretrain", "--paths", str(runs["notes"]), "--resume", "--out", str(run), "--max-steps", "2", *quick],
+    }[name]
+
+
+def _fails_in_one_line(capsys, argv: list[str], *names: str) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1 and captured.err.endswith("\n"), captured.err
+    for name in names:
+        assert name in captured.err, (name, captured.err)
+    return captured.err
+
+
+RUN_DAMAGES = ["missing", "truncated", "empty", "foreign", "tensor", "missing tokenizer", "corrupt tokenizer", "corrupt made_by"]
+READERS = ["fill-mask", "export", "dapt", "finetune", "pretrain --resume"]
+
+
+@pytest.mark.parametrize("damage", RUN_DAMAGES)
+@pytest.mark.parametrize("command", READERS)
+def test_a_bad_pretraining_run_is_one_line(capsys, tmp_path, good_runs, command, damage):
+    if damage == "corrupt made_by" and command == "fill-mask":
+        pytest.skip("fill-mask reads no made_by.json")
+    run, target = _damaged(good_runs, tmp_path, "checkpoint.pt", damage)
+    names = [str(run), "checkpoint.pt"] if (command, damage) == ("export", "missing") else [str(target)]
+    err = _fails_in_one_line(capsys, _command(command, run, tmp_path, good_runs), *names)
+    fix = {"checkpoint.pt": f"python -m mlm_lessons pretrain --out {run}", "made_by.json": "copy the whole run directory again"}
+    if damage != "missing":
+        assert fix.get(target.name, "copy the whole run directory again") in err
+    assert not (tmp_path / "hub").exists() and not (tmp_path / "dapt").exists() and not (tmp_path / "ft").exists()
+
+
+@pytest.mark.parametrize("damage", RUN_DAMAGES)
+def test_a_bad_finetuning_run_is_one_line(capsys, tmp_path, good_runs, damage):
+    run, target = _damaged(good_runs, tmp_path, "finetuned.pt", damage)
+    names = [str(run), "finetuned.pt"] if damage == "missing" else [str(target)]
+    err = _fails_in_one_line(capsys, _command("export", run, tmp_path, good_runs), *names)
+    if damage in ("truncated", "empty", "foreign", "tensor"):
+        assert f"python -m mlm_lessons finetune --out {run}" in err
+    assert not (tmp_path / "hub").exists()
+
+
+def test_the_good_runs_are_good(capsys, good_runs):
+    """The runs the tests above damage work as they are (the tiny model is not in ModernBERT's layout, so
+    exporting it is left to test_export_writes_every_run_the_cli_makes)."""
+    from mlm_lessons.rundir import RunDir, load_finetuned
+
+    assert main(["fill-mask", "--checkpoint", str(good_runs["checkpoint.pt"]), "the [MASK] ."]) == 0
+    assert "[MASK] #1:" in capsys.readouterr().out
+    model, _, ckpt = load_finetuned(good_runs["finetuned.pt"])
+    assert type(model).__name__ == ckpt["kind"] == "SequenceClassifier" and ckpt["label_names"] == ["a", "b", "c"]
+    assert RunDir(good_runs["finetuned.pt"]).read_made_by()["task"] == "torch-subpackage"

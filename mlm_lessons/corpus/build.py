@@ -13,16 +13,29 @@ import hashlib
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .cleaning import clean_docstring, clean_plain_text, clean_reference_text
-from .manifest import ManifestReport, apply_manifest, load_manifest
+# The data model lives in .documents (shared with .hub, which builds corpora from the Hub); its names
+# are imported here too, so that ``corpus.build.Document``, ``corpus.build.make_corpus`` ... still work.
+from .documents import (  # noqa: F401 - re-exported
+    SPLITS,
+    Corpus,
+    CorpusStats,
+    Document,
+    SplitStats,
+    check_fractions,
+    dedup_key,
+    make_corpus,
+    split_of,
+)
+from .hub import HUB_CORPUS_NAMES, load_hub_corpus
+from .manifest import ManifestReport, apply_manifest, load_manifest  # noqa: F401 - ManifestReport re-exported
 
 __all__ = [
     "Document", "Corpus", "CorpusStats", "SplitStats", "CORPUS_NAMES", "load_corpus",
@@ -32,187 +45,11 @@ __all__ = [
 #: The corpora that can be built from installed documentation.
 CORPUS_NAMES = ("python-docs", "pytorch-docs", "numpy-docs")
 _FORMAT_VERSION = 1
-SPLITS = ("train", "valid", "test")
-
-
-@dataclass(frozen=True)
-class Document:
-    """A cleaned document and where it came from.
-
-    ``module`` and ``name`` say which object's docstring it is (``torch.nn.modules.linear`` /
-    ``Linear``); ``code_spans`` are the character ranges of ``text`` that the markup marked as code.
-    """
-
-    text: str
-    source: str
-    module: str
-    name: str
-    kind: str
-    code_spans: tuple[tuple[int, int], ...] = ()
-
-    @property
-    def id(self) -> str:
-        """A short content hash: equal texts have equal ids."""
-        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
-
-    @property
-    def words(self) -> int:
-        return len(self.text.split())
-
-    def code_words(self) -> list[str]:
-        """The text of each code span, in order."""
-        return [self.text[a:b] for a, b in self.code_spans]
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["code_spans"] = [list(s) for s in self.code_spans]
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> "Document":
-        return cls(**{**d, "code_spans": tuple(tuple(s) for s in d.get("code_spans", ()))})
-
-
-@dataclass(frozen=True)
-class SplitStats:
-    documents: int
-    words: int
-    characters: int
-
-
-@dataclass(frozen=True)
-class CorpusStats:
-    """Sizes per split and a sha256 of the whole content (texts and provenance, in order)."""
-
-    name: str
-    train: SplitStats
-    valid: SplitStats
-    test: SplitStats
-    sha256: str
-
-    @property
-    def documents(self) -> int:
-        return self.train.documents + self.valid.documents + self.test.documents
-
-    @property
-    def words(self) -> int:
-        return self.train.words + self.valid.words + self.test.words
-
-    @property
-    def characters(self) -> int:
-        return self.train.characters + self.valid.characters + self.test.characters
-
-    def as_row(self) -> dict:
-        """A flat dict, convenient for a table."""
-        return {
-            "corpus": self.name, "documents": self.documents, "words": self.words,
-            "characters": self.characters, "train docs": self.train.documents,
-            "valid docs": self.valid.documents, "test docs": self.test.documents,
-            "sha256": self.sha256[:16],
-        }
-
-
-@dataclass
-class Corpus:
-    """Documents split into ``train``, ``valid`` and ``test`` by a hash of their text."""
-
-    name: str
-    train: list[Document]
-    valid: list[Document]
-    test: list[Document]
-    meta: dict = field(default_factory=dict)
-
-    def split(self, name: str) -> list[Document]:
-        if name not in SPLITS:
-            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
-        return getattr(self, name)
-
-    def texts(self, split: str = "train") -> list[str]:
-        return [d.text for d in self.split(split)]
-
-    @property
-    def documents(self) -> list[Document]:
-        return self.train + self.valid + self.test
-
-    def stats(self) -> CorpusStats:
-        def one(docs):
-            return SplitStats(len(docs), sum(d.words for d in docs), sum(len(d.text) for d in docs))
-
-        return CorpusStats(self.name, one(self.train), one(self.valid), one(self.test), self.sha256())
-
-    def sha256(self) -> str:
-        h = hashlib.sha256()
-        for split in SPLITS:
-            h.update(f"\x00{split}\x00".encode())
-            for d in self.split(split):
-                h.update(json.dumps(d.to_json(), sort_keys=True, ensure_ascii=False).encode())
-                h.update(b"\n")
-        return h.hexdigest()
-
-    def manifest_report(self) -> ManifestReport | None:
-        """How this corpus compares with the book's documents (None unless built with the manifest)."""
-        m = self.meta.get("manifest")
-        if m is None:
-            return None
-        return ManifestReport(self.name, m["book_documents"], m["identical"], m["changed"], m["missing"],
-                              m["new_left_out"], m["made_with"])
-
-    def __repr__(self) -> str:
-        s = self.stats()
-        return (
-            f"Corpus({self.name!r}: {s.documents:,} documents, {s.words:,} words; "
-            f"train/valid/test = {s.train.documents:,}/{s.valid.documents:,}/{s.test.documents:,})"
-        )
-
-
-def split_of(text: str, valid_fraction: float = 0.05, test_fraction: float = 0.05) -> str:
-    """The split a text belongs to, decided by the sha256 of its text alone.
-
-    The same text always lands in the same split, whichever corpus or order it comes in, so a
-    duplicate can never sit on both sides of the train/test line.
-    """
-    check_fractions(valid_fraction, test_fraction)
-    u = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
-    if u < test_fraction:
-        return "test"
-    if u < test_fraction + valid_fraction:
-        return "valid"
-    return "train"
-
-
-def check_fractions(valid_fraction: float, test_fraction: float) -> None:
-    """Raise a ValueError unless the two held-out fractions leave room for training."""
-    for label, v in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
-        if not 0 <= v < 1:
-            raise ValueError(f"{label} must be in [0, 1), got {v!r}")
-    if valid_fraction + test_fraction >= 1:
-        raise ValueError(
-            f"valid_fraction + test_fraction must leave room for training, got "
-            f"{valid_fraction!r} + {test_fraction!r} = {valid_fraction + test_fraction!r}"
-        )
-
-
-def dedup_key(text: str) -> str:
-    """What two documents share when one repeats the other: the text, case and spacing aside."""
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
-def make_corpus(name: str, docs: list[Document], valid_fraction: float, test_fraction: float, meta: dict) -> Corpus:
-    """De-duplicate (keeping the first by provenance), then split by content hash."""
-    by_key: dict[str, Document] = {}
-    for d in sorted(docs, key=lambda d: (d.source, d.module, d.name, d.kind, d.text)):
-        by_key.setdefault(dedup_key(d.text), d)
-    unique = sorted(by_key.values(), key=lambda d: (d.source, d.module, d.name, d.kind, d.id))
-    splits: dict[str, list[Document]] = {s: [] for s in SPLITS}
-    for d in unique:
-        splits[split_of(d.text, valid_fraction, test_fraction)].append(d)
-    meta = {**meta, "duplicates_removed": len(docs) - len(unique),
-            "valid_fraction": valid_fraction, "test_fraction": test_fraction}
-    return Corpus(name, splits["train"], splits["valid"], splits["test"], meta)
 
 
 def build_documents(name: str, min_words: int = 5) -> tuple[list[Document], dict]:
     """Harvest and clean the documents of a named corpus in *this* process (see :func:`load_corpus`)."""
+    # Imported here: only the build process (``_worker``, a fresh interpreter) harvests.
     from .harvest import harvest_package, harvest_stdlib
 
     raws, meta = harvest_stdlib() if name == "python-docs" else harvest_package(name)
@@ -240,8 +77,6 @@ def cache_dir() -> Path:
 
 
 def _versions(name: str) -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
     v = {"python": platform.python_version(), "platform": sys.platform, "format": _FORMAT_VERSION}
     pkg = {"pytorch-docs": "torch", "numpy-docs": "numpy"}.get(name)
     if pkg:
@@ -372,33 +207,9 @@ def load_corpus(
     if len(given) > 1:
         raise ValueError("pass either paths= or texts=, not both")
     if texts is not None:
-        if isinstance(texts, str):
-            raise ValueError("texts must be a list of strings, got a single str; wrap it: texts=[text]")
-        texts = list(texts)
-        if not texts:
-            raise ValueError("texts is empty; pass at least one non-empty string")
-        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-        if bad:
-            raise ValueError(f"texts[{bad[0]}] is a {type(texts[bad[0]]).__name__}, not a str")
-        docs = [Document(clean_plain_text(t), "texts", name or "texts", f"text {i}", "text") for i, t in enumerate(texts)]
-        docs = [d for d in docs if d.text]
-        if not docs:
-            raise ValueError(f"all {len(texts)} texts are empty or whitespace")
-        return make_corpus(name or "texts", docs, valid_fraction, test_fraction, {})
+        return _corpus_of_texts(name, texts, valid_fraction, test_fraction)
     if paths is not None:
-        files = _expand_paths(paths)
-        if not files:
-            raise ValueError("paths is empty; pass at least one .txt file or folder")
-        docs = []
-        for f in files:
-            for i, para in enumerate(clean_plain_text(_read_text_file(f)).split("\n\n")):
-                if para.strip():
-                    docs.append(Document(para, "files", str(f), f"paragraph {i}", "paragraph"))
-        if not docs:
-            raise ValueError(f"the {len(files)} file(s) given hold no text")
-        return make_corpus(name or "files", docs, valid_fraction, test_fraction, {"files": len(files)})
-    from .hub import HUB_CORPUS_NAMES, load_hub_corpus
-
+        return _corpus_of_files(name, paths, valid_fraction, test_fraction)
     if name in HUB_CORPUS_NAMES:  # optional: needs the datasets library and a network (see corpus.hub)
         return load_hub_corpus(name, min_words=min_words, valid_fraction=valid_fraction, test_fraction=test_fraction)
     if name not in CORPUS_NAMES:
@@ -407,6 +218,45 @@ def load_corpus(
             f"{', '.join(HUB_CORPUS_NAMES)} (from the Hugging Face Hub, with the datasets library), "
             f"or pass paths=[...] or texts=[...] for your own text"
         )
+    return _installed_corpus(name, min_words, rebuild, documents, valid_fraction, test_fraction)
+
+
+def _corpus_of_texts(name: str | None, texts, valid_fraction: float, test_fraction: float) -> Corpus:
+    """``load_corpus(texts=...)``: each string is a document."""
+    if isinstance(texts, str):
+        raise ValueError("texts must be a list of strings, got a single str; wrap it: texts=[text]")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty; pass at least one non-empty string")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"texts[{bad[0]}] is a {type(texts[bad[0]]).__name__}, not a str")
+    docs = [Document(clean_plain_text(t), "texts", name or "texts", f"text {i}", "text") for i, t in enumerate(texts)]
+    docs = [d for d in docs if d.text]
+    if not docs:
+        raise ValueError(f"all {len(texts)} texts are empty or whitespace")
+    return make_corpus(name or "texts", docs, valid_fraction, test_fraction, {})
+
+
+def _corpus_of_files(name: str | None, paths, valid_fraction: float, test_fraction: float) -> Corpus:
+    """``load_corpus(paths=...)``: each paragraph (blank-line separated) of each file is a document."""
+    files = _expand_paths(paths)
+    if not files:
+        raise ValueError("paths is empty; pass at least one .txt file or folder")
+    docs = []
+    for f in files:
+        for i, para in enumerate(clean_plain_text(_read_text_file(f)).split("\n\n")):
+            if para.strip():
+                docs.append(Document(para, "files", str(f), f"paragraph {i}", "paragraph"))
+    if not docs:
+        raise ValueError(f"the {len(files)} file(s) given hold no text")
+    return make_corpus(name or "files", docs, valid_fraction, test_fraction, {"files": len(files)})
+
+
+def _installed_corpus(name: str, min_words: int, rebuild: bool, documents: str, valid_fraction: float,
+                      test_fraction: float) -> Corpus:
+    """A corpus built from installed documentation: from the cache, or built in a subprocess and
+    cached; then the book's manifest applied (``documents="book"``)."""
     path, versions = _cache_path(name, min_words)
     built = False
     if rebuild or not path.exists():
@@ -418,17 +268,16 @@ def load_corpus(
     if built:
         meta["build_seconds"] = round(built, 2)
     manifest = load_manifest(name) if documents == "book" else None
-    if manifest is not None:
-        if min_words != manifest.min_words:
-            raise ValueError(f"the book's {name!r} documents were chosen with min_words={manifest.min_words}, not "
-                             f"{min_words}; pass documents='installed' to build {name!r} from every installed document")
-        ordered = sorted(docs, key=lambda d: (d.source, d.module, d.name, d.kind, d.text))
-        everything = make_corpus(name, docs, valid_fraction, test_fraction, {})
-        kept, report = apply_manifest(ordered, manifest, installed=everything.documents)
-        duplicates = everything.meta["duplicates_removed"]  # among everything installed
-        meta["manifest"] = {**report.to_json(), "book_sha256": manifest.sha256, "made_with": manifest.made_with}
-        corpus = make_corpus(name, kept, valid_fraction, test_fraction, meta)
-        corpus.meta["duplicates_removed"] = duplicates
-        return corpus
-    return make_corpus(name, docs, valid_fraction, test_fraction, meta)
-
+    if manifest is None:
+        return make_corpus(name, docs, valid_fraction, test_fraction, meta)
+    if min_words != manifest.min_words:
+        raise ValueError(f"the book's {name!r} documents were chosen with min_words={manifest.min_words}, not "
+                         f"{min_words}; pass documents='installed' to build {name!r} from every installed document")
+    ordered = sorted(docs, key=lambda d: (d.source, d.module, d.name, d.kind, d.text))
+    everything = make_corpus(name, docs, valid_fraction, test_fraction, {})
+    kept, report = apply_manifest(ordered, manifest, installed=everything.documents)
+    duplicates = everything.meta["duplicates_removed"]  # among everything installed
+    meta["manifest"] = {**report.to_json(), "book_sha256": manifest.sha256, "made_with": manifest.made_with}
+    corpus = make_corpus(name, kept, valid_fraction, test_fraction, meta)
+    corpus.meta["duplicates_removed"] = duplicates
+    return corpus

@@ -235,7 +235,7 @@ _HEADING_RULE = re.compile(r"^([*=\-~^])\1{2,}$")
 
 def harvest_pydoc_topics() -> list[RawDoc]:
     """The language reference as plain text (``pydoc_data.topics``), one document per section."""
-    from pydoc_data.topics import topics
+    from pydoc_data.topics import topics  # a large data module, read only by this harvest (in the build process)
 
     docs = []
     for key in sorted(topics):

@@ -25,8 +25,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .build import SPLITS, Corpus, Document, check_fractions, dedup_key, make_corpus
+from .._checks import require_int
 from .cleaning import clean_plain_text
+from .documents import SPLITS, Corpus, Document, check_fractions, dedup_key, make_corpus
 
 __all__ = ["HubUnavailable", "HubSource", "HUB_CORPORA", "HUB_CORPUS_NAMES", "load_hub_corpus"]
 
@@ -75,10 +76,11 @@ HUB_CORPORA: dict[str, HubSource] = {
 }
 HUB_CORPUS_NAMES = tuple(HUB_CORPORA)
 
+
 def _stream(source: HubSource, data_files):
     """The dataset's splits as iterables of rows, from the Hub or from local files in its format."""
     try:
-        import datasets
+        import datasets  # optional (pip install datasets): imported only when a Hub corpus is asked for
     except ImportError as exc:
         raise ImportError(f"the Hub corpora are read with the `datasets` library, which is not installed: pip install datasets "
                           f"(or build a corpus from your own files: load_corpus(paths=[...]))") from exc
@@ -103,8 +105,7 @@ def load_hub_corpus(name: str, *, data_files: dict | None = None, max_documents:
     """
     if name not in HUB_CORPORA:
         raise ValueError(f"unknown Hub corpus {name!r}; choose one of {', '.join(HUB_CORPUS_NAMES)}")
-    if not isinstance(max_documents, int) or isinstance(max_documents, bool) or max_documents < 1:
-        raise ValueError(f"max_documents must be a positive int (training documents to read), got {max_documents!r}")
+    require_int(max_documents, "max_documents", why=" (training documents to read)")
     if not isinstance(min_words, int) or min_words < 1:
         raise ValueError(f"min_words must be a positive int, got {min_words!r}")
     check_fractions(valid_fraction, test_fraction)

@@ -139,7 +139,7 @@ def apply_manifest(docs: list, manifest: Manifest, installed: list | None = None
 
 def write_manifest(name: str, directory: Path = MANIFEST_DIR) -> Path:
     """Write the manifest of corpus ``name`` as built here (every installed document) to ``directory``."""
-    from .build import load_corpus
+    from .build import load_corpus  # here: build imports this module (load_corpus applies the manifests)
 
     corpus = load_corpus(name, documents="installed")
     made_with = {k: v for k, v in corpus.meta["versions"].items() if k not in ("code", "format", "platform")}

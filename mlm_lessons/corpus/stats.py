@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from typing import Iterable
 
+from .._checks import require_int
 from .stopwords import STOP_WORDS
 
 __all__ = ["word_frequencies", "zipf_exponent", "top_words", "vocabulary_overlap", "WORD_PATTERN"]
@@ -47,8 +48,7 @@ def zipf_exponent(counts: Counter, *, min_rank: int = 10, max_rank: int = 1000) 
 def top_words(counts: Counter, k: int = 10_000, *, stop_words: Iterable[str] = STOP_WORDS) -> list[str]:
     """The ``k`` most frequent words of ``counts`` that are not stop words and contain a letter
     (numbers say little about a domain); ties broken alphabetically, so the list is reproducible."""
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    require_int(k, "k")
     stop = set(stop_words)
     words = [w for w in counts if w not in stop and any(ch.isalpha() for ch in w)]
     return sorted(words, key=lambda w: (-counts[w], w))[:k]

@@ -31,10 +31,17 @@ the same kind of device (:func:`environment_record`). Elsewhere it says in one l
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import platform
 import sys
 from pathlib import Path
+
+from ..corpus import load_corpus
+
+# PyTorch, and the modules that import it (seeding, engine), only where a function needs them:
+# importing claims (``mlm.claim``) stays light.
 
 __all__ = ["claim", "note", "recorded", "reset", "model_record", "same_model", "environment_record", "comparable",
            "agrees_with_stored", "corpora_differ", "made_with", "CLAIMS_ENV", "MODES", "MADE_WITH", "MADE_WITH_ENV"]
@@ -137,8 +144,6 @@ def environment_record(corpora=("python-docs", "pytorch-docs", "numpy-docs")) ->
     the chapters train on here (``cuda``, ``mps`` or ``cpu``) and the fingerprint of each corpus it read.
     The corpora are built from the installed documentation, so another Python or torch can mean
     another text."""
-    from ..corpus import load_corpus
-
     names = [corpora] if isinstance(corpora, str) else list(corpora)
     if not names:
         raise ValueError("environment_record needs the names of the corpora the benchmark read, e.g. ('python-docs',)")
@@ -210,8 +215,6 @@ def made_with(chapter: str, corpora: tuple[str, ...] = ()) -> None:
 
     With ``MLM_LESSONS_MADE_WITH=write`` (executing a chapter to store its outputs) it records this
     set-up as the chapter's instead."""
-    import json
-
     if not isinstance(chapter, str) or not chapter.strip():
         raise ValueError(f"made_with needs the chapter's notebook name, e.g. '05_pretraining', got {chapter!r}")
     corpora = (corpora,) if isinstance(corpora, str) else tuple(corpora)
@@ -232,8 +235,6 @@ def made_with(chapter: str, corpora: tuple[str, ...] = ()) -> None:
         differ.append(f"device {here['device']}")
     for name in corpora:
         if here["corpora"][name] != book["corpora"][name]:
-            from ..corpus import load_corpus
-
             report = load_corpus(name).manifest_report()
             differ.append(f"another {name} ({report.counts() if report is not None else here['corpora'][name][:8]})")
     if differ:
@@ -242,8 +243,6 @@ def made_with(chapter: str, corpora: tuple[str, ...] = ()) -> None:
 
 
 def _environment_without_corpora() -> dict:
-    import platform
-
     import torch
 
     from ..engine import pick_device

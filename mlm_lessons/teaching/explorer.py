@@ -22,6 +22,8 @@ import re
 from importlib import resources
 from typing import Sequence
 
+from ..corpus import load_corpus
+from ..tokenizer import train_tokenizer
 from .plots import FATE_COLORS
 
 __all__ = ["first_sentence", "pick_sentence", "explorer_data", "explorer_html", "book_explorer_data", "asset_dir"]
@@ -84,9 +86,6 @@ def book_explorer_data(*, corpus: str = "python-docs", vocab_size: int = 8000, s
                        max_length: int = 64, seed: int = 0) -> dict:
     """The explorer's data as the book uses it: chapter 2's tokenizer and sentence, then the first
     validation texts of the same corpus (``sentences`` texts in all) – the batch of chapter 2's widget."""
-    from ..corpus import load_corpus
-    from ..tokenizer import train_tokenizer
-
     if not isinstance(sentences, int) or sentences < 1:
         raise ValueError(f"sentences must be an int >= 1, got {sentences!r}")
     docs = load_corpus(corpus)

@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Mapping, Sequence
 
+import numpy as np
+
+# Matplotlib is imported where a figure is drawn, not here: the widgets and the explorer import this
+# module for FATE_COLORS, and importing pyplot picks a backend.
+
 __all__ = [
     "zipf_plot", "fragmentation_plot", "FATE_COLORS", "masked_tokens_plot", "fate_counts_plot",
     "loss_curve_plot", "overlap_heatmap", "validation_curves_plot", "label_curve_plot", "ablation_plot", "seed_lines_plot",
@@ -55,8 +60,6 @@ def fragmentation_plot(words: Sequence[str], tokenizers: Mapping[str, object], *
         raise ValueError("words is empty; pass the words to compare")
     if not tokenizers:
         raise ValueError("tokenizers is empty; pass {label: MLMTokenizer}")
-    import numpy as np
-
     ax = _axis(ax, figsize=(7.2, 3.8))
     x = np.arange(len(words))
     width = 0.8 / len(tokenizers)
@@ -143,8 +146,6 @@ def fate_counts_plot(observed: Mapping[str, float], expected: Mapping[str, float
 
 def loss_curve_plot(p: float | None = None, *, vocab_size: int | None = None, ax=None):
     """The loss term ``-log p`` of the true token against the probability ``p`` the model gives it."""
-    import numpy as np
-
     ax = _axis(ax, figsize=(5.6, 3.4))
     low = 1.0 / vocab_size if vocab_size else 1e-4
     ps = np.logspace(np.log10(low), 0, 400)
@@ -167,8 +168,6 @@ def loss_curve_plot(p: float | None = None, *, vocab_size: int | None = None, ax
 
 def overlap_heatmap(matrix: Sequence[Sequence[float]], names: Sequence[str], *, ax=None, title: str | None = None):
     """A square matrix of shares (e.g. vocabulary overlap between corpora), each cell labelled."""
-    import numpy as np
-
     m = np.asarray(matrix, dtype=float)
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(names):
         raise ValueError(f"matrix must be square with one row per name ({len(names)}), got shape {m.shape}")
@@ -222,8 +221,6 @@ def label_curve_plot(rows: Sequence[Mapping], *, metric: str, ax=None, title: st
     ``rows`` hold ``init``, ``labels`` (labels per class; ``None`` = all) and ``metric``; rows with
     the same init and labels are averaged over seeds. ``None`` is drawn at ``all_labels_at``.
     """
-    import numpy as np
-
     if not rows:
         raise ValueError("rows is empty")
     ax = _axis(ax, figsize=(6.4, 4.0))

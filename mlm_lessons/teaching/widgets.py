@@ -19,6 +19,9 @@ __all__ = ["rebalance", "describe_masking", "fates_html", "masking_explorer", "l
 
 SHARES = ("mask", "random", "keep")
 
+# ipywidgets, IPython and Matplotlib's pyplot are imported by the functions that draw: the plain
+# functions (rebalance, describe_masking, fates_html) work, and are tested, without them.
+
 
 def _show(fig) -> None:
     """Display a figure inside an Output widget once (and not again at the end of the cell)."""

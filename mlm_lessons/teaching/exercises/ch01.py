@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from .registry import register, call_answer, name_mistake, as_number, first_mismatch, judge_choice, judge_prediction
+
+# PyTorch, NumPy and the package's modules are imported inside the checkers and helpers below: the registry
+# loads every chapter's module, so `check` stays light, and a checker uses what a module holds when it runs.
 
 
 @register(
@@ -12,8 +17,6 @@ from .registry import register, call_answer, name_mistake, as_number, first_mism
     "shows only the last part of a ~-prefixed target, and keeps the title of `title <target>`.",
 )
 def _check_roles(answer) -> tuple[bool, str]:
-    import re
-
     cases = [
         (":func:`torch.add`", "torch.add"),
         ("Adds :attr:`other` to :attr:`input`.", "Adds other to input."),
@@ -117,7 +120,6 @@ def _check_closer(answer, *, tokenizer, corpora) -> tuple[bool, str]:
                    f"({ppw[truth]:.3f}) than to {answer} ({ppw[answer]:.3f}); look at which words numpy-docs shares with each")
 
 
-
 def moved_share(corpora, edit=lambda text: text + ".") -> float:
     """Of all the documents of ``corpora`` (a dict of corpus name -> Corpus), the share whose split
     (:func:`~mlm_lessons.corpus.build.split_of`, the hash of the text) changes when ``edit`` changes
@@ -203,6 +205,3 @@ def _check_vocab_size(answer, *, corpora) -> tuple[bool, str]:
     return True, (f"on pytorch-docs, a tokenizer trained on python-docs needs {want[1000]:.3f} pieces per word with 1,000 "
                   f"entries and {want[4000]:.3f} with 4,000 – more entries keep more words whole, but each costs a row of "
                   f"the embedding matrix (chapter 4)")
-
-
-# -- chapter 2 ------------------------------------------------------------------------------

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from .registry import masked_batch, register, call_answer, name_mistake, first_mismatch, judge_choice, judge_prediction, as_number
+
+# PyTorch, NumPy and the package's modules are imported inside the checkers and helpers below: the registry
+# loads every chapter's module, so `check` stays light, and a checker uses what a module holds when it runs.
 
 
 @register(
@@ -12,8 +17,6 @@ from .registry import masked_batch, register, call_answer, name_mistake, first_m
     "selection picks.",
 )
 def _check_select(answer) -> tuple[bool, str]:
-    import math
-
     from ...masking import num_to_select
 
     cases = [((n, r), num_to_select(n, r)) for r in (0.15, 0.25, 0.5, 0.01, 1.0) for n in (0, 1, 2, 3, 6, 10, 14, 30, 127)]
@@ -103,7 +106,6 @@ def _check_rebalance(answer) -> tuple[bool, str]:
         if abs(got[a] - ideal_a) > 1:
             return False, f"{where} returned {got}: {a} and {b} should keep their proportion ({a} ≈ {ideal_a:.1f})"
     return True, f"all {len(cases)} cases sum to 100 and keep the proportions"
-
 
 
 def selected_piece_share(tokenizer, texts, config, *, seed: int = 0, max_length: int = 64) -> float:
@@ -199,6 +201,3 @@ def _check_partly_hidden(answer, *, tokenizer, texts) -> tuple[bool, str]:
                        f"of a chosen word: no selected word keeps a piece visible, so the share must be 0")
     return True, (f"with single-piece masking about {want:.0%} of the pieces it hides in words of several pieces keep "
                   f"part of their word visible; with whole-word masking none do – chapter 6 asks whether that matters")
-
-
-# -- chapter 3 ------------------------------------------------------------------------------

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from .registry import register, call_answer, name_mistake, as_number, judge_choice, judge_prediction
+
+# PyTorch, NumPy and the package's modules are imported inside the checkers and helpers below: the registry
+# loads every chapter's module, so `check` stays light, and a checker uses what a module holds when it runs.
 
 
 def _loss_cases():
@@ -27,8 +32,6 @@ def _loss_cases():
     "gather; a batch without any label must give 0.0, not nan.",
 )
 def _check_loss(answer) -> tuple[bool, str]:
-    import math
-
     import torch
     import torch.nn.functional as F
 
@@ -100,8 +103,6 @@ def _check_accuracy(answer) -> tuple[bool, str]:
     "nats) of the frequencies p = counts / counts.sum(), with 0 log 0 taken as 0.",
 )
 def _check_unigram(answer) -> tuple[bool, str]:
-    import math
-
     import torch
 
     from ...objective import unigram_baseline
@@ -121,7 +122,6 @@ def _check_unigram(answer) -> tuple[bool, str]:
     return True, f"all {len(cases)} cases right"
 
 
-
 @register(
     "03-predict-flat",
     3,
@@ -129,8 +129,6 @@ def _check_unigram(answer) -> tuple[bool, str]:
     "What is the masked-LM loss on the same labels?",
 )
 def _check_predict_flat(answer, *, logits, labels) -> tuple[bool, str]:
-    import math
-
     from ...objective import masked_lm_loss
 
     measured = float(masked_lm_loss(logits / 10, labels))
@@ -219,6 +217,3 @@ def _check_mixed_gap(answer, *, tokenizer, texts, counts) -> tuple[bool, str]:
     return True, (f"the mixed metric's gift to a model that reads no context: {want:.2f} nats with 80/10/10, none when "
                   f"nothing is kept, {want_more:.2f} with 40% kept – it grows with the keep share, which is why the book "
                   f"scores the [MASK] positions")
-
-
-# -- chapter 4 ------------------------------------------------------------------------------

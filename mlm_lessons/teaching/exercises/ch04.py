@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from .registry import register, call_answer, name_mistake, as_number, judge_choice, judge_prediction
+
+# PyTorch, NumPy and the package's modules are imported inside the checkers and helpers below: the registry
+# loads every chapter's module, so `check` stays light, and a checker uses what a module holds when it runs.
 
 
 @register(
@@ -105,7 +110,6 @@ def _check_causal(answer) -> tuple[bool, str]:
     return True, "right for T = 1, 4, 9"
 
 
-
 def initial_logit_spread(vocab_size: int, batch: dict, d_model: int, *, seed: int = 0) -> float:
     """The standard deviation of an untrained MaskedLM's logits at the real positions of ``batch``
     (``input_ids`` and ``attention_mask``): two pre-LN layers of width ``d_model``, 4 heads, a
@@ -130,8 +134,6 @@ def initial_logit_spread(vocab_size: int, batch: dict, d_model: int, *, seed: in
     "untrained: what is the standard deviation of its logits on the same batch?",
 )
 def _check_predict_spread(answer, *, tokenizer, batch) -> tuple[bool, str]:
-    import math
-
     measured = initial_logit_spread(tokenizer.vocab_size, batch, 512)
     return judge_prediction(answer, measured, within=0.1, what="a standard deviation", why=(
         f"A logit is the head's output vector, LayerNorm-ed to about unit scale in each of its d coordinates, dotted "
@@ -236,5 +238,3 @@ def _check_reach(answer, *, tokenizer) -> tuple[bool, str]:
     return True, (f"in the encoder one replaced piece changed the output at {found[False, 0, 5]} of the {long_real} real "
                   f"positions; in the left-to-right model at {found[True, 0, 5]} – its own and those to its right; a "
                   f"replaced [PAD] changed {found[False, 1, length - 2]}")
-
-# -- chapter 5 ------------------------------------------------------------------------------

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
+from functools import partial
+
 from .registry import register, call_answer, name_mistake, as_list, as_number, judge_choice, judge_prediction
+
+# PyTorch, NumPy and the package's modules are imported inside the checkers and helpers below: the registry
+# loads every chapter's module, so `check` stays light, and a checker uses what a module holds when it runs.
 
 
 @register(
@@ -12,8 +19,6 @@ from .registry import register, call_answer, name_mistake, as_list, as_number, j
     "decay that reaches 0 at step total.",
 )
 def _check_schedule(answer) -> tuple[bool, str]:
-    from functools import partial
-
     from ...engine import lr_factor
 
     for warmup, total in ((10, 100), (1, 7), (50, 60)):
@@ -71,8 +76,6 @@ def _check_no_decay(answer) -> tuple[bool, str]:
     "that the model's own FLOPs reach.",
 )
 def _check_mfu(answer) -> tuple[bool, str]:
-    import math
-
     cases = [((2e9, 150_000, 989e12), 2e9 * 150_000 / 989e12), ((1.2e7, 1e4, 6.5e13), 1.2e7 * 1e4 / 6.5e13)]
     for args, want in cases:
         got = call_answer(answer, *args)
@@ -89,10 +92,7 @@ def _check_mfu(answer) -> tuple[bool, str]:
     return True, "right (and 2 GFLOP/token at 150k tokens/s on an H100 is an MFU of 30.3%)"
 
 
-# -- chapter 7 ------------------------------------------------------------------------------
-
-
-# -- the three kinds beside "write a function": predict, interpret, extend --------------------
+# -- predict, interpret, extend ---------------------------------------------------------------------
 
 
 def labels_per_step(tokenizer, rows, config) -> float:
@@ -114,8 +114,6 @@ def shuffled_evaluation(model, tokenizer, texts, config, seed: int = 0) -> dict:
     ``random.Random(seed)`` for all texts, in order, joined by spaces), masked as the run's
     validation text (:func:`~mlm_lessons.training.eval_batches`) and scored by
     :func:`~mlm_lessons.training.evaluate` (``mask_loss``: the loss at the ``[MASK]`` positions)."""
-    import random
-
     import torch
 
     from ...training import eval_batches, evaluate

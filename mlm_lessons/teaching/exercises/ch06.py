@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import statistics
+
 from .registry import masked_batch, register, call_answer, name_mistake, as_number, judge_choice, judge_prediction
+
+# PyTorch, NumPy and the package's modules are imported inside the checkers and helpers below: the registry
+# loads every chapter's module, so `check` stays light, and a checker uses what a module holds when it runs.
 
 
 @register(
@@ -64,9 +70,6 @@ def _check_corrupt(answer) -> tuple[bool, str]:
     "deviation (n - 1) divided by sqrt(n); with a single value the standard error is unknown: nan.",
 )
 def _check_sem(answer) -> tuple[bool, str]:
-    import math
-    import statistics
-
     cases = [[0.5, 0.7, 0.6], [3.21, 3.18, 3.40, 3.05], [1.0, 1.0], [0.1, 0.9], [2.5]]
     for values in cases:
         got = call_answer(answer, list(values))
@@ -119,7 +122,6 @@ def _check_times_seen(answer) -> tuple[bool, str]:
                 hint = f" – the counts must add up to the {epochs} epochs"
             return False, f"times_seen({epochs}, {copies}) returned {got}, expected {want}{hint}"
     return True, "right, e.g. RoBERTa's 40 epochs with 10 copies: each mask seen 4 times"
-
 
 
 def mean_run_length(tokenizer, texts, config, *, seed: int = 0, max_length: int = 64) -> float:
@@ -179,7 +181,6 @@ def _check_run_length(answer, *, tokenizer, texts) -> tuple[bool, str]:
                   f"at the end of a row and at words that would overflow the budget")
 
 
-
 @register(
     "06-interpret-spans",
     6,
@@ -200,6 +201,3 @@ def _check_interpret_spans(answer) -> tuple[bool, str]:
         "d": "every model is scored on the same fixed masks, drawn once with seed 0 – that is what makes the column "
              "comparable",
     }, right="b")
-
-
-# -- chapter 9 ------------------------------------------------------------------------------

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import math
+from collections import Counter
+
 from .registry import AnswerError, register, call_answer, name_mistake, judge_choice, judge_prediction
+
+# PyTorch, NumPy and the package's modules are imported inside the checkers and helpers below: the registry
+# loads every chapter's module, so `check` stays light, and a checker uses what a module holds when it runs.
 
 
 @register(
@@ -12,8 +19,6 @@ from .registry import AnswerError, register, call_answer, name_mistake, judge_ch
     "each Counter, stop words left out, that the two have in common (|top_a ∩ top_b| / k).",
 )
 def _check_overlap(answer) -> tuple[bool, str]:
-    from collections import Counter
-
     from ...corpus.stats import top_words, vocabulary_overlap
 
     stop = frozenset({"the", "of", "a"})
@@ -103,17 +108,12 @@ def _check_early_stop(answer) -> tuple[bool, str]:
     return True, "right: the best step is kept, and training stops after `patience` evaluations without improvement"
 
 
-# -- chapter 8 ------------------------------------------------------------------------------
-
-
-# -- the three kinds beside "write a function": predict, interpret, extend --------------------
+# -- predict, interpret, extend ---------------------------------------------------------------------
 
 
 def blend_weights(general, adapted, alpha: float):
     """A new model whose every weight is ``(1 - alpha) * general + alpha * adapted`` (the reference
     of exercise 7.6; the two models, of one configuration, are left as they are)."""
-    import copy
-
     import torch
 
     if general.config.to_dict() != adapted.config.to_dict():
@@ -133,8 +133,6 @@ def blend_weights(general, adapted, alpha: float):
     "bits per character would it score on the hidden words of section 7.8, read with the general tokenizer?",
 )
 def _check_uniform_bits(answer, *, scored, tokenizer) -> tuple[bool, str]:
-    import math
-
     bits_per_piece = math.log2(tokenizer.vocab_size)
     measured = scored.pieces * bits_per_piece / scored.characters
     chars_per_word = scored.characters / scored.words

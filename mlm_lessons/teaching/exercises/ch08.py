@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import random
+import re
+from collections import Counter
+
 from .registry import register, call_answer, name_mistake, as_list, judge_choice, judge_prediction
+
+# PyTorch, NumPy and the package's modules are imported inside the checkers and helpers below: the registry
+# loads every chapter's module, so `check` stays light, and a checker uses what a module holds when it runs.
 
 
 @register(
@@ -12,8 +20,6 @@ from .registry import register, call_answer, name_mistake, as_list, judge_choice
     "per-class F1 (a class never predicted and never true counts as F1 = 0).",
 )
 def _check_macro_f1(answer) -> tuple[bool, str]:
-    import random
-
     from ...finetuning import classification_metrics, f1_score
 
     rng = random.Random(8)
@@ -97,7 +103,6 @@ def _check_span_f1(answer) -> tuple[bool, str]:
     return True, "right: a span one word too long or too short earns nothing"
 
 
-
 @register(
     "08-mrr",
     8,
@@ -106,8 +111,6 @@ def _check_span_f1(answer) -> tuple[bool, str]:
     "high as the right one (a tie counts against it); return the mean of 1 / rank over the queries.",
 )
 def _check_mrr(answer) -> tuple[bool, str]:
-    import random
-
     from ...retrieval import rank_metrics
 
     rng = random.Random(8)
@@ -128,17 +131,13 @@ def _check_mrr(answer) -> tuple[bool, str]:
             return False, f"mean_reciprocal_rank({scores}) returned {got!r}, expected {want:.4f}{hint}"
     return True, "right, ties included: a scorer that gives every document the same score earns 1 / (number of documents)"
 
-# -- chapter 6 ------------------------------------------------------------------------------
 
-
-# -- the three kinds beside "write a function": predict, interpret, extend --------------------
+# -- predict, interpret, extend ---------------------------------------------------------------------
 
 
 def majority_floor(task) -> dict:
     """Test accuracy and macro-F1 of a classifier that always answers the class with the most
     paragraphs in ``task``'s train split."""
-    from collections import Counter
-
     from ...finetuning import classification_metrics
 
     majority = Counter(ex.label for ex in task.train).most_common(1)[0][0]
@@ -149,25 +148,13 @@ def majority_floor(task) -> dict:
 def count_cosine_scores(queries, documents):
     """The reference of exercise 8.7: cosine similarities [queries, documents] of word-count vectors,
     words ``re.findall(r"\\w+", text.lower())``."""
-    import math
-    import re
-    from collections import Counter
-
-    def vector(text):
-        return Counter(re.findall(r"\w+", text.lower()))
-
-    def norm(v):
-        return math.sqrt(sum(n * n for n in v.values())) or 1.0
-
-    qs, ds = [vector(q) for q in queries], [vector(d) for d in documents]
-    return [[sum(n * d[w] for w, n in q.items()) / (norm(q) * norm(d)) for d in ds] for q in qs]
+    return _variant_scores(queries, documents, lambda text: re.findall(r"\w+", text.lower()))
 
 
 def _variant_scores(queries, documents, words, normalise=True, binary=False):
-    """Scores of the known variants of count_cosine (for the hints)."""
-    import math
-    from collections import Counter
-
+    """Cosine similarities [queries, documents] of the word-count vectors of ``words(text)``: the
+    reference (:func:`count_cosine_scores`) and, for the hints, the known variants of count_cosine
+    (no normalisation, or each word counted once with ``binary``)."""
     def vector(text):
         c = Counter(words(text))
         return Counter(dict.fromkeys(c, 1)) if binary else c
@@ -229,8 +216,6 @@ def _check_interpret_paired(answer) -> tuple[bool, str]:
     "query with it (rank_metrics) and compares its MRR with the package's measurement.",
 )
 def _check_count_cosine(answer, *, queries, documents) -> tuple[bool, str]:
-    import re
-
     import torch
 
     from ...retrieval import bm25_scores, rank_metrics

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from .registry import register, call_answer, name_mistake, as_number, judge_choice, judge_prediction
+
+# PyTorch, NumPy and the package's modules are imported inside the checkers and helpers below: the registry
+# loads every chapter's module, so `check` stays light, and a checker uses what a module holds when it runs.
 
 
 @register(
@@ -12,8 +17,6 @@ from .registry import register, call_answer, name_mistake, as_number, judge_choi
     "pieces masked again after iteration t = 1 … T: floor(n · (T − t) / T).",
 )
 def _check_remask(answer) -> tuple[bool, str]:
-    import math
-
     from ...generation import remask_schedule
 
     cases = [((n, T), remask_schedule(n, T)) for n, T in ((10, 4), (7, 3), (12, 10), (5, 1), (1, 3), (0, 2), (30, 7))]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from .registry import AnswerError, call_answer, judge_choice, judge_prediction, name_mistake, register
 
+# PyTorch, NumPy and the package's modules are imported inside the checkers and helpers below: the registry
+# loads every chapter's module, so `check` stays light, and a checker uses what a module holds when it runs.
+
 
 def _chains(seed: int, n: int, states: int, words: int):
     """``n`` random hidden Markov chains (one topic each): (start, transition, emission, language)."""

@@ -128,9 +128,6 @@ def first_mismatch(answer, cases, describe) -> tuple[bool, str] | None:
     return None
 
 
-# -- chapter 1 ------------------------------------------------------------------------------
-
-
 # -- the three kinds of exercise beside "write a function" ---------------------------------------
 #
 # *predict, then run*: the student writes a number before a cell shows it; the checker compares it
