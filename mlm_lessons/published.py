@@ -61,7 +61,7 @@ from .tokenizer import MLMTokenizer
 
 __all__ = ["RUN_SUBDIR", "PublishedConfig", "PublishedTokenizer", "PublishedMLM", "PublishedClassifier", "load_published",
            "published_classifier", "published_dapt_config", "published_finetune_lr", "save_published", "published_card",
-           "mask_loss_summary", "is_offline"]
+           "mask_loss_summary", "training_summary", "is_offline"]
 
 #: The subfolder of a published model's folder that holds the training run (checkpoint, metrics, made_by.json).
 RUN_SUBDIR = "run"
@@ -284,15 +284,19 @@ def _looks_like_path(source: str) -> bool:
 
 @contextlib.contextmanager
 def _quiet_transformers():
-    """``transformers``' notes while loading (weights newly made for a head, progress bars) kept to errors."""
+    """``transformers``' notes and progress bars while loading and saving (weights newly made for a head,
+    shards written) kept to errors: the package reports what it did itself."""
     from transformers.utils import logging
 
-    level = logging.get_verbosity()
+    level, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
+    logging.disable_progress_bar()
     try:
         yield
     finally:
         logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
 
 
 _OFFLINE_FIX = ("download it once on a machine with a network (`hf download {source}`, or any from_pretrained call, "
@@ -416,18 +420,20 @@ def published_finetune_lr() -> float:
 # -- writing the folder ---------------------------------------------------------------------------------
 
 
-def mask_loss_summary(history: list[dict], best_step: int | None = None) -> dict:
+def mask_loss_summary(history: list[dict], best_step: int | None = None, names: dict[str, str] | None = None) -> dict:
     """The ``[MASK]`` losses of a DAPT run for its card: each tracked text's at the first evaluation
-    (step 0: the published model) and at the kept weights (``best_step``, else the last evaluation)."""
+    (step 0: the published model) and at the kept weights (``best_step``, else the last evaluation).
+    ``names`` say what each text is (``{"valid": "pytorch-docs", "general": "python-docs"}``)."""
     evals = [h for h in history if "valid_mask_loss" in h]
     if not evals:
         return {}
     first = evals[0]
     kept = next((h for h in evals if h["step"] == best_step), evals[-1]) if best_step is not None else evals[-1]
+    names = {"valid": "domain", **(names or {})}
     out = {}
     for key in first:
         if key.endswith("_mask_loss"):
-            text = "domain" if key == "valid_mask_loss" else key[: -len("_mask_loss")]
+            text = names.get(key[: -len("_mask_loss")], key[: -len("_mask_loss")])
             out[f"{text} [MASK] loss before (step {first['step']})"] = float(first[key])
             out[f"{text} [MASK] loss after (step {kept['step']})"] = float(kept[key])
     return out
@@ -440,10 +446,22 @@ _CARD = {
 }
 
 
+def training_summary(config) -> str:
+    """One line of a run's settings for its card: a :class:`~mlm_lessons.settings.TrainConfig`'s rows, pieces,
+    learning rate and masking, or a :class:`~mlm_lessons.settings.FinetuneConfig`'s batch and learning rate."""
+    if isinstance(config, TrainConfig):
+        m = config.masking
+        return (f"{config.batch_size} rows of up to {config.max_length} pieces a step{' (packed)' if config.pack else ''}, peak "
+                f"learning rate {config.lr:g}; {m.mask_ratio:.0%} of the pieces masked{' (whole words)' if m.whole_word else ''}, "
+                f"{m.p_mask:.0%} [MASK] / {m.p_random:.0%} random / {m.p_keep:.0%} kept, over the tokenizer's own special ids")
+    return f"batches of {config.batch_size}, up to {config.max_length} pieces, peak learning rate {config.lr:g}, at most {config.max_steps} steps"
+
+
 def published_card(model: _Published, *, data: str | None = None, steps: int | None = None, metrics: dict | None = None,
-                   commands: list[str] | None = None, task: str | None = None) -> str:
+                   commands: list[str] | None = None, task: str | None = None, settings: str | None = None) -> str:
     """The ``README.md`` of a published model trained here: the start checkpoint, the data (with its
-    sha256), the steps, the scores (for DAPT the ``[MASK]`` loss before and after), the commands."""
+    sha256), the steps and ``settings`` (:func:`training_summary`), the scores (for DAPT the ``[MASK]``
+    loss before and after: :func:`mask_loss_summary`), the commands."""
     kind = getattr(model, "task_kind", "mlm")
     tag, title, auto = _CARD[kind]
     c, none = model.config, "not recorded"
@@ -454,7 +472,9 @@ def published_card(model: _Published, *, data: str | None = None, steps: int | N
              f"model; `transformers.{auto}` loads this folder with no code of ours.", "", "## Training", "",
              f"- start checkpoint: {model.source} ({c.architecture}, {c.n_layers} layers, d_model {c.d_model}, "
              f"vocabulary {c.vocab_size:,})",
-             f"- data: {data or none}", f"- steps: {steps:,}" if steps is not None else f"- steps: {none}"]
+             f"- data: {data or none}",
+             f"- {'steps' if kind == 'mlm' else 'fine-tuning step of the weights kept'}: {none if steps is None else f'{steps:,}'}",
+             f"- settings: {settings or none}"]
     if kind != "mlm":
         names = model.hf.config.id2label
         lines += [f"- task: {task or none}", "- labels: " + ", ".join(f"{i} `{names[i]}`" for i in sorted(names))]
@@ -480,8 +500,9 @@ def save_published(model: _Published, tokenizer: PublishedTokenizer, path, **car
     if out.exists() and not out.is_dir():
         raise ValueError(f"{str(out)!r} is a file; give a folder to write the model into")
     out.mkdir(parents=True, exist_ok=True)
-    model.hf.save_pretrained(str(out))
-    tokenizer.save_pretrained(out)
+    with _quiet_transformers():
+        model.hf.save_pretrained(str(out))
+        tokenizer.save_pretrained(out)
     (out / "README.md").write_text(published_card(model, **card), encoding="utf-8")
     return out
 
