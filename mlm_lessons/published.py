@@ -54,7 +54,7 @@ from .heads import ClassifierOutput, sequence_loss, token_loss
 from .masking import IGNORE_INDEX, MaskingConfig
 from .model import MaskedLMOutput, check_vocabulary
 from .objective import masked_lm_loss
-from .rundir import _one_line
+from .rundir import one_line
 from .seeding import seed_offset
 from .settings import PUBLISHED_DEFAULTS, TrainConfig
 from .tokenizer import MLMTokenizer
@@ -311,7 +311,7 @@ def _from_pretrained(loader, source: str, **kwargs):
             try:
                 return loader.from_pretrained(str(folder), local_files_only=True, **kwargs)
             except (OSError, ValueError, KeyError) as exc:
-                raise ValueError(f"{source!r} cannot be loaded by transformers.{loader.__name__} ({_one_line(exc)}); "
+                raise ValueError(f"{source!r} cannot be loaded by transformers.{loader.__name__} ({one_line(exc)}); "
                                  f"pass a folder written by save_pretrained") from exc
         if _looks_like_path(source):
             raise ValueError(f"{source!r} is not a folder; pass a folder written by save_pretrained (config.json, the "
@@ -327,7 +327,7 @@ def _from_pretrained(loader, source: str, **kwargs):
         try:
             return loader.from_pretrained(source, **kwargs)
         except (OSError, ValueError) as exc:
-            raise ValueError(f"{source!r} could not be loaded from the Hugging Face Hub ({_one_line(exc)}); without a "
+            raise ValueError(f"{source!r} could not be loaded from the Hugging Face Hub ({one_line(exc)}); without a "
                              f"network, {_OFFLINE_FIX.format(source=source)}") from exc
 
 
