@@ -22,8 +22,9 @@ Decisions, in one place:
   rows for 50,280 ids, padded for speed). Masking draws random replacements from ``[0, vocab_size)``
   less the special ids, so it only ever puts in a real token; the spare rows are never an input and
   never a label (the loss still normalises over all the model's logits, as its own head does).
-- ``special_ids`` are the tokenizer's special tokens (``all_special_ids``) and every added token
-  marked special: never selected for masking, never a random replacement. ``cls_id`` and ``sep_id``
+- ``special_ids`` are the tokenizer's special tokens (``all_special_ids``), every added token marked
+  special, and the placeholders a vocabulary reserves for later (BERT's ``[unused0]`` … ``[unused993]``,
+  which never occur in text): never selected for masking, never a random replacement. ``cls_id`` and ``sep_id``
   are the tokens its post-processor puts around one text (``[CLS] … [SEP]``, ``<s> … </s>``).
 - Word ids come from the tokenizer's pre-tokenizer, so whole-word masking groups the pieces of a
   word for BPE (``Ġgrad`` ``ient``) as for WordPiece (``grad`` ``##ient``); a tokenizer without a
@@ -43,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,7 +61,7 @@ from .seeding import seed_offset
 from .settings import PUBLISHED_DEFAULTS, TrainConfig
 from .tokenizer import MLMTokenizer
 
-__all__ = ["RUN_SUBDIR", "PublishedConfig", "PublishedTokenizer", "PublishedMLM", "PublishedClassifier", "load_published",
+__all__ = ["RUN_SUBDIR", "PLACEHOLDER", "PublishedConfig", "PublishedTokenizer", "PublishedMLM", "PublishedClassifier", "load_published",
            "published_classifier", "published_dapt_config", "published_finetune_lr", "save_published", "published_card",
            "mask_loss_summary", "training_summary", "is_offline"]
 
@@ -105,6 +107,10 @@ def _word_split_reader(backend: Tokenizer) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(spec))
 
 
+#: A vocabulary's reserved placeholders (BERT's ``[unused0]``, ``<unused0>``): real entries no text produces.
+PLACEHOLDER = re.compile(r"^[\[<]unused\d+[\]>]$", re.IGNORECASE)
+
+
 class PublishedTokenizer(MLMTokenizer):
     """A ``transformers`` fast tokenizer with the interface of :class:`~mlm_lessons.tokenizer.MLMTokenizer`:
     the same methods (``encode_chunks``, ``encode_batch``, ``pieces_by_word``, ``fingerprint``, ``save``
@@ -130,7 +136,8 @@ class PublishedTokenizer(MLMTokenizer):
         self.mask_id, self.pad_id, self.unk_id = hf.mask_token_id, hf.pad_token_id, hf.unk_token_id
         self.cls_id, self.sep_id = _framing(hf, source)
         added = {i for i, token in hf.added_tokens_decoder.items() if token.special}
-        self.special_ids = frozenset({*hf.all_special_ids, *added})
+        placeholders = {i for token, i in self.get_vocab().items() if PLACEHOLDER.match(token)}
+        self.special_ids = frozenset({*hf.all_special_ids, *added, *placeholders})
         self._size = len(hf)
         beyond = [i for i in (*self.get_vocab().values(), *self.special_ids) if not 0 <= i < self._size]
         if beyond:
@@ -266,15 +273,9 @@ class PublishedClassifier(_Published):
 
 
 def is_offline() -> bool:
-    """Whether ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) forbids the Hub, in the environment or as
-    ``huggingface_hub`` read it at import."""
-    said = any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+    """Whether ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) forbids the Hub in this process's environment."""
+    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
                for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    with contextlib.suppress(ImportError):
-        from huggingface_hub import constants
-
-        said = said or bool(constants.HF_HUB_OFFLINE)
-    return said
 
 
 def _looks_like_path(source: str) -> bool:

@@ -186,7 +186,7 @@ def pretrain(
     cache: bool = False,
 ) -> TrainResult:
     """Pretrain ``model`` (or a new one built from an ``EncoderConfig``) with masked language modeling
-    (or, for a causal model and ``objective="causal"``, next-token prediction).
+    (or, for a causal model and ``objective="causal"``, next-token prediction), or a published one (``load_published``).
 
     ``train_texts``/``valid_texts`` are lists of documents (cut into chunks of ``max_length``).
     With ``out_dir`` the run writes ``checkpoint.pt``, ``tokenizer.json``, ``metrics.json`` and

@@ -201,6 +201,30 @@ def test_nothing_special_is_ever_masked_nor_put_in(folders, texts, name):
         assert torch.equal(torch.isin(original, specials), torch.isin(b["input_ids"], specials) & (b["labels"] == -100))
 
 
+def test_a_vocabularys_placeholders_are_never_put_in(texts):
+    """BERT's vocabulary reserves [unused0] … as ordinary entries: no text produces them, so a random
+    replacement must not either; they count among the special ids (and [MASK] may sit anywhere)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    from mlm_lessons.published import PublishedTokenizer
+
+    words = sorted({w for t in texts["train"][:50] for w in t.lower().split() if w.isalpha()})[:300]
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", *words, "[MASK]"])}
+    backend = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    backend.normalizer, backend.pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 4), ("[SEP]", 5)])
+    hf = transformers.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+                                              pad_token="[PAD]", mask_token="[MASK]")
+    tok = PublishedTokenizer(hf, "a BERT-style vocabulary")
+    assert {1, 2, 0, 3, 4, 5, vocab["[MASK]"]} == tok.special_ids and tok.vocab_size == len(vocab)
+    batch = pad_examples(tok.encode_chunks(texts["train"][:20], max_length=32), pad_id=tok.pad_id)
+    config = MaskingConfig(mask_ratio=1.0, p_mask=0.0, p_random=1.0, p_keep=0.0)
+    for seed in range(20):
+        masked = mask_tokens_explained(batch["input_ids"], config, mask_token_id=tok.mask_id, vocab_size=tok.vocab_size,
+                                       special_ids=tok.special_ids, generator=torch.Generator().manual_seed(seed))
+        assert not torch.isin(masked.inputs[masked.fate == Fate.RANDOM], torch.tensor(sorted(tok.special_ids))).any()
+
+
 # -- domain-adaptive pretraining -------------------------------------------------------------------------
 
 
