@@ -120,7 +120,8 @@ class PublishedTokenizer(MLMTokenizer):
     where it came from. See the module's notes for ``vocab_size``, ``special_ids`` and word ids.
     """
 
-    def __init__(self, hf, source: str = "a transformers tokenizer"):  # noqa: D107 – MLMTokenizer's checks are for our ids
+    def __init__(self, hf, source: str = "a transformers tokenizer"):
+        # MLMTokenizer.__init__ is not called: it checks our fixed ids 0-4, which a published tokenizer need not have
         if not getattr(hf, "is_fast", False):
             raise ValueError(f"the tokenizer of {source!r} is a slow (Python) one, which gives no word ids; save the model "
                              f"with its fast tokenizer (a tokenizer.json: AutoTokenizer.from_pretrained(..., use_fast=True))")
@@ -240,7 +241,9 @@ class PublishedMLM(_Published):
     """A published masked LM as the engine trains one: ``forward(input_ids, attention_mask, labels)``
     returns the mean cross-entropy over the labelled positions (-100 elsewhere), computed as our
     objective does (:func:`~mlm_lessons.objective.masked_lm_loss`), and the logits of those positions
-    only ([N, rows]); without labels, the logits of every position ([B, T, rows])."""
+    only ([N, rows]); without labels, the logits of every position ([B, T, rows]). The model's own
+    forward computes its head at every position (as ``AutoModelForMaskedLM`` does) before the labelled
+    ones are picked out: the loss is the one its ``labels=`` argument gives, the logits what ``evaluate`` reads."""
 
     def forward(self, input_ids, attention_mask=None, labels=None) -> MaskedLMOutput:
         logits = self.logits(input_ids, attention_mask)

@@ -245,6 +245,13 @@ def test_dapt_lowers_the_domain_mask_loss_and_writes_a_folder_transformers_loads
     assert (first["step"], last["step"]) == (0, 30)
     assert last["valid_mask_loss"] < first["valid_mask_loss"] - 0.3
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # trained on a copy
+    # the adapter's loss is the model's own (labels=), its logits those of the labelled positions only
+    (b, *_) = eval_batches(tok, texts["valid"][:8], dapt_config(model, tok))
+    with torch.no_grad():
+        ours = model.eval()(b["input_ids"], b["attention_mask"], b["labels"])
+        theirs = model.hf(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).loss
+    assert float(ours.loss) == pytest.approx(float(theirs), rel=1e-5)
+    assert ours.logits.shape == (int((b["labels"] != -100).sum()), model.config.embedding_rows)
     # step 0 is the published model itself, scored by the package's evaluation
     assert first["valid_mask_loss"] == pytest.approx(
         evaluate(model, eval_batches(tok, texts["valid"], dapt_config(model, tok)), torch.device("cpu"))["mask_loss"], rel=1e-6)
