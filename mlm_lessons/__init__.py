@@ -15,6 +15,8 @@ judges pretraining by fine-tuning);
 ``generation`` and ``scoring`` (ch. 9) and ``word_bits`` (ch. 7: bits per character at hidden words,
 comparable across tokenizers) build on ``model``; ``hf`` exports to ``transformers`` (BERT's and
 ModernBERT's layouts, and the fine-tuned heads on the latter, exactly) and writes Hub-ready folders;
+after it ``published`` takes a published ``transformers`` masked LM (a folder or a Hub id, with its own
+fast tokenizer) as a starting point that ``dapt`` and ``finetune`` train through the same engine;
 ``corpus.hub`` streams WikiText-103 and arXiv abstracts from the Hugging Face Hub for readers with a
 network (optional); ``synthetic`` (after ``tokenizer``) generates a language from a hidden Markov
 model and computes its exact masked, left-to-right and topic conditionals;

@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 
 from .corpus.stats import vocabulary_overlap, word_frequencies
-from .model import MaskedLM, check_vocabulary
+from .model import MaskedLM, check_vocabulary, is_language_model
 from .tokenizer import SPECIAL_TOKENS, MLMTokenizer, check_texts, wordpiece_tokenizer
 from .training import PretrainResult, TrainConfig, pretrain
 
@@ -110,6 +110,8 @@ def dapt(
     out_dir=None,
     cache: bool = False,
     progress: bool = True,
+    resume: bool = False,
+    stop_after: int | None = None,
 ) -> PretrainResult:
     """Continue masked-LM training of ``model`` on ``domain_train``: domain-adaptive pretraining.
 
@@ -119,14 +121,18 @@ def dapt(
     has not improved for that many evaluations and returns the best weights.
     ``extra_valid={"name": texts}`` tracks more validation sets (logged as ``name_loss``, ...).
     A fresh AdamW and schedule (``config``: usually a lower peak rate than pretraining) start here.
+    ``model`` is a trained ``MaskedLM`` or a published ``transformers`` model with its tokenizer
+    (:func:`mlm_lessons.published.load_published`). ``stop_after`` and ``resume`` (with ``out_dir``
+    and ``patience=None``) split the run into sessions, exactly as :func:`~mlm_lessons.training.pretrain` does.
     """
-    if not isinstance(model, MaskedLM):
-        raise ValueError(f"dapt continues a trained MaskedLM, got {type(model).__name__}; pretrain one first")
+    if not is_language_model(model):
+        raise ValueError(f"dapt continues a trained MaskedLM (or a published model: mlm_lessons.published.load_published), "
+                         f"got {type(model).__name__}; pretrain one first")
     check_vocabulary(model.config, tokenizer)
     return pretrain(
         copy.deepcopy(model), tokenizer, domain_train, domain_valid, config, out_dir=out_dir,
         also_evaluate={"general": list(general_valid), **(extra_valid or {})}, patience=patience, min_delta=min_delta,
-        eval_at_start=True, cache=cache, progress=progress,
+        eval_at_start=True, cache=cache, progress=progress, resume=resume, stop_after=stop_after,
     )
 
 

@@ -4,7 +4,8 @@ Commands follow the book: ``corpus`` (build, inspect, export a corpus), ``tokeni
 ``fragmentation`` (how a tokenizer cuts a corpus's words), ``pretrain`` (MLM pretraining into a run
 directory), ``fill-mask`` (ask a trained model to fill in ``[MASK]``), ``dapt`` (continue pretraining
 on a domain), ``finetune`` (train a classification or token-labeling head) and ``export`` (any of
-those runs as a Hugging Face folder); for instructors, ``coursework student-edition`` (the notebooks
+those runs as a Hugging Face folder; ``dapt --hf`` and ``finetune --hf`` start from a published
+``transformers`` model instead and write Hugging Face folders themselves); for instructors, ``coursework student-edition`` (the notebooks
 with solutions replaced by stubs).
 """
 
@@ -21,8 +22,8 @@ from ._checks import require_choice
 from .corpus import CORPUS_NAMES, HUB_CORPUS_NAMES, Corpus, load_corpus
 from .corpus.documents import SPLITS
 from .corpus.hub import HubUnavailable
-from .settings import (CLASSIFIER_POOLINGS, DAPT_DEFAULTS, DEFAULT_PRESET, MIN_FREQUENCY, PRESET_NAMES, TASK_NAMES, VOCAB_SIZE,
-                       FinetuneConfig, TrainConfig)
+from .settings import (CLASSIFIER_POOLINGS, DAPT_DEFAULTS, DEFAULT_PRESET, MIN_FREQUENCY, PRESET_NAMES, PUBLISHED_DEFAULTS, TASK_NAMES,
+                       VOCAB_SIZE, FinetuneConfig, TrainConfig)
 from .teaching.display import Table
 from .tokenizer import MLMTokenizer, train_tokenizer
 
@@ -236,10 +237,71 @@ def _pretrained_run(args):
     return model, tok, ckpt, made_by
 
 
+def _dapt_table(result, domain: Corpus, general: Corpus, patience) -> None:
+    """Print a DAPT run's [MASK] losses before (step 0) and at the kept weights, and whether it stopped early."""
+    evals = result.evaluations()
+    best = next(e for e in evals if e["step"] == (result.best_step if result.best_step is not None else evals[-1]["step"]))
+    rows = [{"": label, f"{domain.name} [MASK] loss": e["valid_mask_loss"], f"{general.name} [MASK] loss": e["general_mask_loss"],
+             f"{domain.name} loss (all labelled)": e["valid_loss"]}
+            for label, e in (("before (step 0)", evals[0]), (f"kept (step {best['step']})", best))]
+    print(Table(rows, digits=3))
+    if result.stopped_at:
+        print(f"stopped early at step {result.stopped_at}: no improvement on {domain.name} for {patience} evaluations")
+
+
+def _published_record(source: str) -> dict:
+    """The record of the commands that made a published model's folder (``dapt --hf`` writes one in its
+    ``run/``); empty for any other folder or a Hub id."""
+    from .published import RUN_SUBDIR
+    from .rundir import RunDir
+
+    run = RunDir(Path(source) / RUN_SUBDIR)
+    return run.read_made_by() if run.path.is_dir() else {}
+
+
+def _not_with_hf(args, *names: str) -> None:
+    given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None)]
+    if given:
+        raise ValueError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for the book's runs (--checkpoint); a "
+                         f"published model (--hf) reads with its own tokenizer and trains its own architecture")
+
+
+def _dapt_published(args) -> int:
+    """``dapt --hf``: continue MLM training of a published model, written as a Hugging Face folder with its run in ``run/``."""
+    from .adaptation import dapt
+    from .published import RUN_SUBDIR, load_published, mask_loss_summary, published_dapt_config, save_published, training_summary
+    from .rundir import MADE_BY, RunDir
+
+    _not_with_hf(args, "extend_vocab", "tokenizer")
+    model, tok = load_published(args.hf)
+    domain, general = load_corpus(args.corpus), load_corpus(args.general_corpus)
+    config = published_dapt_config(model, tok, args.max_steps, lr=args.lr, eval_every=args.eval_every, device=args.device,
+                                   seed=args.seed)
+    out = Path(args.out)
+    run = RunDir(out / RUN_SUBDIR)
+    result = dapt(model, tok, domain.texts("train"), domain.texts("valid"), general.texts("valid"), config,
+                  patience=args.patience, out_dir=run.path, progress=not args.quiet)
+    _dapt_table(result, domain, general, args.patience)
+    base = _published_record(args.hf)
+    data = (f"{_data_of(base) or f'the published model {args.hf}'}; then domain-adaptive pretraining on the corpus "
+            f"{domain.name!r}, train split (corpus sha256 {domain.sha256()})")
+    _record(run, base, args.command_line, corpus=domain.name, corpus_sha256=domain.sha256(), data=data, start=args.hf)
+    steps = max(h["step"] for h in result.history)
+    losses = mask_loss_summary(result.history, result.best_step, {"valid": domain.name, "general": general.name})
+    save_published(result.model, tok, out, data=data, steps=steps, metrics=losses, settings=training_summary(config),
+                   commands=base.get("commands", []) + [args.command_line])
+    print(f"wrote {', '.join(sorted(f.name for f in out.iterdir() if f.is_file()))} to {out}; load it with "
+          f"transformers.AutoModelForMaskedLM.from_pretrained({str(out)!r}); the run (checkpoint.pt, metrics.json, "
+          f"{MADE_BY}) is in {run.path}")
+    return 0
+
+
 def cmd_dapt(args) -> int:
     from .adaptation import dapt, dapt_config, domain_words, extend_vocabulary
     from .rundir import MADE_BY, RunDir
 
+    if args.hf:
+        return _dapt_published(args)
     model, tok, ckpt, base = _pretrained_run(args)
     domain, general = load_corpus(args.corpus), load_corpus(args.general_corpus)
     if args.extend_vocab:
@@ -250,14 +312,7 @@ def cmd_dapt(args) -> int:
     config = dapt_config(TrainConfig(**ckpt["train_config"]), args.max_steps, lr=args.lr, eval_every=args.eval_every, **overrides)
     result = dapt(model, tok, domain.texts("train"), domain.texts("valid"), general.texts("valid"), config,
                   patience=args.patience, out_dir=args.out, progress=not args.quiet)
-    evals = result.evaluations()
-    best = next(e for e in evals if e["step"] == (result.best_step if result.best_step is not None else evals[-1]["step"]))
-    rows = [{"": label, f"{domain.name} [MASK] loss": e["valid_mask_loss"], f"{general.name} [MASK] loss": e["general_mask_loss"],
-             f"{domain.name} loss (all labelled)": e["valid_loss"]}
-            for label, e in (("before (step 0)", evals[0]), (f"kept (step {best['step']})", best))]
-    print(Table(rows, digits=3))
-    if result.stopped_at:
-        print(f"stopped early at step {result.stopped_at}: no improvement on {domain.name} for {args.patience} evaluations")
+    _dapt_table(result, domain, general, args.patience)
     general_data = _data_of(base) or "a general corpus (not recorded)"
     _record(RunDir(args.out), base, args.command_line, corpus=domain.name, corpus_sha256=domain.sha256(),
             data=f"{general_data}, {ckpt['step']:,} steps; then domain-adaptive pretraining on "
@@ -267,12 +322,46 @@ def cmd_dapt(args) -> int:
     return 0
 
 
+def _finetune_published(args) -> int:
+    """``finetune --hf``: a published model's classification or token-labeling head, written as a Hugging Face folder."""
+    from .finetuning import finetune
+    from .published import RUN_SUBDIR, published_classifier, published_finetune_lr, save_published, training_summary
+    from .rundir import MADE_BY, RunDir
+    from .tasks import load_task
+
+    _not_with_hf(args, "from_scratch", "tokenizer")
+    task = load_task(args.task).subsample(args.labels_per_class, seed=args.seed)
+    model, tok = published_classifier(args.hf, task, seed=args.seed, pooling=args.pooling)
+    lr = args.lr if "lr" in getattr(args, "given", ()) else published_finetune_lr()  # a published model's own default
+    config = FinetuneConfig(lr=lr, max_steps=args.max_steps, seed=args.seed, device=args.device,
+                            max_length=min(args.max_length, model.config.max_len))
+    result = finetune(model, tok, task, config, progress=not args.quiet)
+    out = Path(args.out)
+    run = RunDir(out / RUN_SUBDIR)
+    base = _published_record(args.hf)
+    data = _data_of(base) or f"the published model {args.hf}"
+    save_published(result.model, tok, out, data=data, steps=result.best_step, task=task.name, settings=training_summary(config),
+                   metrics={split: scores for split, scores in (("validation", result.valid), ("test", result.test)) if scores},
+                   commands=base.get("commands", []) + [args.command_line])
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.metrics.write_text(json.dumps({"history": result.history, "valid": result.valid, "test": result.test}, indent=1))
+    _record(run, base, args.command_line, task=task.name, data=data, start=args.hf)
+    print(Table([{"split": "valid (best)", **result.valid}, {"split": "test", **result.test}], digits=3))
+    auto = "AutoModelForSequenceClassification" if model.task_kind == "classification" else "AutoModelForTokenClassification"
+    print(f"{task.name}: {len(task.train)} training examples, best step {result.best_step}, {result.seconds:.0f} s; "
+          f"written to {out}: load it with transformers.{auto}.from_pretrained({str(out)!r}) (the run's metrics.json and "
+          f"{MADE_BY} are in {run.path})")
+    return 0
+
+
 def cmd_finetune(args) -> int:
     from .finetuning import build_model, finetune
     from .model import EncoderConfig
     from .rundir import FINETUNED, MADE_BY, RunDir
     from .tasks import load_task
 
+    if args.hf:
+        return _finetune_published(args)
     pretrained, tok, _, base = _pretrained_run(args)
     task = load_task(args.task).subsample(args.labels_per_class, seed=args.seed)
     init = EncoderConfig(**pretrained.config.to_dict()) if args.from_scratch else pretrained
@@ -403,17 +492,21 @@ def _add_dapt_command(sub) -> None:
         "dapt", help="domain-adaptive pretraining: continue MLM on a domain's text",
         description="Continue masked-LM training of a pretrained run on the train split of a domain corpus, "
                     "evaluating on the domain's and the general corpus's validation text, with early stopping "
-                    "on the domain loss; optionally add frequent domain words to the vocabulary first.",
+                    "on the domain loss; optionally add frequent domain words to the vocabulary first. With --hf the "
+                    "start is a published transformers masked LM (BERT, DistilBERT, RoBERTa, ModernBERT, ...) read with "
+                    "its own tokenizer, and --out becomes a Hugging Face folder (AutoModelForMaskedLM loads it) with a "
+                    "model card and the run in its run/.",
     )
-    p.add_argument("--checkpoint", required=True, help="the run directory of the general model (pretrain --out)")
+    _add_start(p, "the run directory of the general model (pretrain --out)", "e.g. a model saved by transformers")
     p.add_argument("--corpus", required=True, choices=CORPUS_NAMES + HUB_CORPUS_NAMES, help="the domain corpus, e.g. pytorch-docs")
     p.add_argument("--general-corpus", default=DAPT_DEFAULTS.general_corpus, choices=CORPUS_NAMES + HUB_CORPUS_NAMES,
                    help=f"the corpus whose validation loss shows what the model forgets "
                         f"(default: {DAPT_DEFAULTS.general_corpus})")
-    p.add_argument("--out", required=True, help="the new run directory")
+    p.add_argument("--out", required=True, help="the new run directory (with --hf: the Hugging Face folder to write)")
     p.add_argument("--tokenizer", help="check the checkpoint against this tokenizer JSON (default: the run's own)")
     p.add_argument("--max-steps", type=int, default=DAPT_DEFAULTS.max_steps)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: half the pretraining one)")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate (default: half the pretraining one; with --hf {PUBLISHED_DEFAULTS.dapt_lr:g})")
     p.add_argument("--eval-every", type=int, default=DAPT_DEFAULTS.eval_every)
     p.add_argument("--patience", type=int, default=DAPT_DEFAULTS.patience, help="evaluations without improvement before stopping")
     p.add_argument("--extend-vocab", type=int, default=0, metavar="K", help="add the K most useful domain words as tokens")
@@ -423,16 +516,36 @@ def _add_dapt_command(sub) -> None:
     p.set_defaults(func=cmd_dapt)
 
 
+class _Given(argparse.Action):
+    """Store the value and note that it was given (``args.given``): a published model's default differs from the book's."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+def _add_start(p: argparse.ArgumentParser, checkpoint_help: str, hf_example: str) -> None:
+    """Where training starts: one of ``--checkpoint`` (a run of this package) and ``--hf`` (a published model)."""
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--checkpoint", help=checkpoint_help)
+    start.add_argument("--hf", metavar="PATH_OR_ID",
+                       help=f"a published masked LM instead: a folder written by save_pretrained ({hf_example}) or a Hub id "
+                            f"already in the Hugging Face cache (with a network: downloaded), with its fast tokenizer")
+
+
 def _add_finetune_command(sub) -> None:
     defaults = FinetuneConfig()
     p = sub.add_parser(
         "finetune", help="fine-tune a classification or token-labeling head on a provenance-labelled task",
         description="torch-subpackage: which torch sub-package a documentation paragraph comes from; "
-                    "code-spans: which words of a paragraph are code. Labels come from the documentation itself.",
+                    "code-spans: which words of a paragraph are code. Labels come from the documentation itself. With "
+                    "--hf the head is AutoModelForSequenceClassification / AutoModelForTokenClassification made from a "
+                    "published masked LM, and --out becomes a Hugging Face folder with the task's label names.",
     )
     p.add_argument("--task", required=True, choices=TASK_NAMES)
-    p.add_argument("--checkpoint", required=True, help="a run directory (pretrain or dapt --out)")
-    p.add_argument("--out", required=True, help="where to write finetuned.pt, tokenizer.json, metrics.json, made_by.json")
+    _add_start(p, "a run directory (pretrain or dapt --out)", "e.g. the folder dapt --hf wrote")
+    p.add_argument("--out", required=True, help="where to write finetuned.pt, tokenizer.json, metrics.json, made_by.json "
+                                                "(with --hf: a Hugging Face folder, the run's files in its run/)")
     p.add_argument("--from-scratch", action="store_true",
                    help="use the checkpoint's tokenizer and model size but not its weights (the baseline)")
     p.add_argument("--tokenizer", help="check the checkpoint against this tokenizer JSON (default: the run's own)")
@@ -440,7 +553,8 @@ def _add_finetune_command(sub) -> None:
     # the first pooling, the [CLS] state, is BERT's and SequenceClassifier's default (tests/test_cli.py checks it)
     p.add_argument("--pooling", choices=CLASSIFIER_POOLINGS, default=CLASSIFIER_POOLINGS[0],
                    help="sequence classification pooling")
-    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--lr", type=float, default=defaults.lr, action=_Given,
+                   help=f"peak learning rate (default: {defaults.lr:g}; with --hf {PUBLISHED_DEFAULTS.finetune_lr:g})")
     p.add_argument("--max-steps", type=int, default=defaults.max_steps)
     p.add_argument("--max-length", type=int, default=defaults.max_length)
     p.add_argument("--device", default=defaults.device)

@@ -89,8 +89,12 @@ def evaluate_task(model, tokenizer, task: TaskData, split: str = "test", *, max_
 def _check_run(model, tokenizer, task: TaskData, config: FinetuneConfig) -> None:
     if not isinstance(config, FinetuneConfig):
         raise ValueError(f"config must be a FinetuneConfig, got {type(config).__name__}")
-    if not isinstance(model, task.kind.head_class):
+    # a published model's head (mlm_lessons.published) says which kind of task it is for
+    if not isinstance(model, task.kind.head_class) and getattr(model, "task_kind", None) != task.kind.name:
         raise ValueError(f"task {task.name!r} ({task.kind}) needs a {task.kind.head_class.__name__}, got {type(model).__name__}")
+    if config.freeze_encoder and not hasattr(model, "FEATURES"):
+        raise ValueError(f"freeze_encoder=True trains the classifier of the book's heads alone; a {type(model).__name__} "
+                         f"names no features to freeze: fine-tune it whole (freeze_encoder=False)")
     if model.num_labels != task.num_labels:
         raise ValueError(f"the model predicts {model.num_labels} labels, task {task.name!r} has {task.num_labels}: {task.label_names}")
     check_vocabulary(model.config, tokenizer)

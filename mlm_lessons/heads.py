@@ -29,13 +29,30 @@ from .masking import IGNORE_INDEX
 from .model import Encoder, EncoderConfig, MaskedLM, layer_norm
 from .settings import CLASSIFIER_POOLINGS
 
-__all__ = ["ClassifierOutput", "SequenceClassifier", "TokenClassifier", "HEADS"]
+__all__ = ["ClassifierOutput", "SequenceClassifier", "TokenClassifier", "HEADS", "sequence_loss", "token_loss"]
 
 
 @dataclass
 class ClassifierOutput:
     loss: torch.Tensor | None
     logits: torch.Tensor  # [B, C] (sequence) or [B, T, C] (token)
+
+
+def sequence_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """A sequence classifier's loss: the mean cross-entropy of ``logits`` [B, C] against one label per text [B]."""
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"labels must be [batch] = {tuple(logits.shape[:1])}, got {tuple(labels.shape)}")
+    return F.cross_entropy(logits.float(), labels)
+
+
+def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """A token classifier's loss: the mean cross-entropy of ``logits`` [B, T, C] over the labelled
+    positions of ``labels`` [B, T] (-100 elsewhere); a batch with none gives a zero that has a gradient."""
+    if labels.shape != logits.shape[:2]:
+        raise ValueError(f"labels {tuple(labels.shape)} must match input_ids {tuple(logits.shape[:2])}")
+    if (labels != IGNORE_INDEX).any():
+        return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+    return logits.sum() * 0.0
 
 
 class _Head(nn.Module):
@@ -87,12 +104,7 @@ class SequenceClassifier(_Head):
             keep = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * keep).sum(1) / keep.sum(1).clamp(min=1)
         logits = self.classifier(self.dropout(self.transform(pooled)))
-        loss = None
-        if labels is not None:
-            if labels.shape != logits.shape[:1]:
-                raise ValueError(f"labels must be [batch] = {tuple(logits.shape[:1])}, got {tuple(labels.shape)}")
-            loss = F.cross_entropy(logits.float(), labels)
-        return ClassifierOutput(loss, logits)
+        return ClassifierOutput(None if labels is None else sequence_loss(logits, labels), logits)
 
 
 class TokenClassifier(_Head):
@@ -103,15 +115,7 @@ class TokenClassifier(_Head):
 
     def forward(self, input_ids, attention_mask=None, labels=None) -> ClassifierOutput:
         logits = self.classifier(self.dropout(self.transform(self.encoder(input_ids, attention_mask))))
-        loss = None
-        if labels is not None:
-            if labels.shape != input_ids.shape:
-                raise ValueError(f"labels {tuple(labels.shape)} must match input_ids {tuple(input_ids.shape)}")
-            if (labels != IGNORE_INDEX).any():
-                loss = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
-            else:  # nothing labelled: a zero that still has a gradient
-                loss = logits.sum() * 0.0
-        return ClassifierOutput(loss, logits)
+        return ClassifierOutput(None if labels is None else token_loss(logits, labels), logits)
 
 
 #: The heads by class name, as a fine-tuning checkpoint records them (``kind``).

@@ -44,7 +44,7 @@ from ._checks import require_ints
 from .masking import IGNORE_INDEX
 from .objective import masked_lm_loss
 
-__all__ = ["FFN_KINDS", "EncoderConfig", "Encoder", "MaskedLM", "CausalLM", "language_model", "check_vocabulary", "evaluating", "eval_mode", "MaskedLMOutput", "parameter_table", "flops_per_token", "fill_mask",
+__all__ = ["FFN_KINDS", "EncoderConfig", "Encoder", "MaskedLM", "CausalLM", "language_model", "is_language_model", "check_vocabulary", "evaluating", "eval_mode", "MaskedLMOutput", "parameter_table", "flops_per_token", "fill_mask",
            "POSITION_SCHEMES", "rotary_tables", "rotate_half", "apply_rotary", "alibi_slopes", "alibi_bias"]
 
 
@@ -425,6 +425,17 @@ class CausalLM(MaskedLM):
 def language_model(config: EncoderConfig) -> MaskedLM:
     """A new :class:`CausalLM` when ``config.causal``, else a :class:`MaskedLM`."""
     return CausalLM(config) if config.causal else MaskedLM(config)
+
+
+def is_language_model(model) -> bool:
+    """Whether ``pretrain`` and ``dapt`` can train ``model``: a :class:`MaskedLM` (or :class:`CausalLM`),
+    or any module that trains like one – a ``config`` with ``vocab_size``, ``max_len``, ``causal``,
+    ``vocab_fingerprint`` and ``to_dict()``, an ``adopt_vocabulary(tokenizer)`` that checks (and may
+    record) the vocabulary, and ``forward(input_ids, attention_mask, labels)`` returning the loss and
+    the logits of the labelled positions only, as :class:`MaskedLM` does. A published ``transformers``
+    model wrapped by :mod:`mlm_lessons.published` is one."""
+    return isinstance(model, MaskedLM) or (
+        isinstance(model, nn.Module) and hasattr(model, "config") and callable(getattr(model, "adopt_vocabulary", None)))
 
 
 def parameter_table(model: MaskedLM) -> list[dict]:

@@ -32,7 +32,7 @@ from .tokenizer import MLMTokenizer
 
 __all__ = ["RunDir", "save_checkpoint", "load_checkpoint", "load_run", "load_finetuned", "run_cache_key", "CHECKPOINT",
            "FINETUNED", "METRICS", "TOKENIZER", "CONFIG", "MADE_BY", "CHECKPOINT_KEYS", "RUN_KEYS", "FINETUNED_KEYS",
-           "package_digest"]
+           "package_digest", "one_line"]
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -74,7 +74,7 @@ def package_digest() -> str:
     return h.hexdigest()
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """An exception as one short line: the first sentence of its message, after its type unless a ValueError."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     first = lines[0].split(". ")[0][:160] if lines else ""
@@ -115,7 +115,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *, keys: tuple[
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except _UNREADABLE as exc:  # an OSError that is no bad bytes (permissions, say) is named as it is
         why = "" if type(exc) in (PermissionError, IsADirectoryError) else ": it is truncated or corrupt"
-        raise ValueError(f"{str(path)!r} cannot be read{why} ({_one_line(exc)}); {_fix(path)}") from exc
+        raise ValueError(f"{str(path)!r} cannot be read{why} ({one_line(exc)}); {_fix(path)}") from exc
     if not isinstance(ckpt, dict):
         raise ValueError(f"{str(path)!r} is not a {path.name} of this package (it holds a {type(ckpt).__name__}, "
                          f"not a dict); {_fix(path)}")
@@ -132,7 +132,7 @@ def _built(path: Path, build):
     try:
         return build()
     except (TypeError, KeyError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"{str(path)!r} holds no model this package can build ({_one_line(exc)}); {_fix(path)}") from exc
+        raise ValueError(f"{str(path)!r} holds no model this package can build ({one_line(exc)}); {_fix(path)}") from exc
 
 
 class RunDir:
@@ -185,7 +185,7 @@ class RunDir:
         try:
             return MLMTokenizer.load(path)
         except ValueError as exc:
-            said = _one_line(exc)
+            said = one_line(exc)
             raise ValueError(f"{said if str(path) in said else f'{str(path)!r}: {said}'}; {fix}") from exc
 
     def read_made_by(self) -> dict:
@@ -199,7 +199,7 @@ class RunDir:
         except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             record = exc
         if not isinstance(record, dict) or not isinstance(record.get("commands", []), list):
-            why = _one_line(record) if isinstance(record, Exception) else "not a record of commands"
+            why = one_line(record) if isinstance(record, Exception) else "not a record of commands"
             raise ValueError(f"{str(path)!r} cannot be read ({why}); copy the whole run directory again, or delete "
                              f"the file (a model card then lists only the commands that follow)")
         return record
@@ -281,7 +281,7 @@ def _matching(tokenizer_file: Path, checkpoint: Path, check) -> None:
     try:
         check()
     except ValueError as exc:
-        raise ValueError(f"{str(tokenizer_file)!r} does not match {str(checkpoint)!r}: {_one_line(exc)}; "
+        raise ValueError(f"{str(tokenizer_file)!r} does not match {str(checkpoint)!r}: {one_line(exc)}; "
                          f"copy the whole run directory again") from exc
 
 

@@ -10,7 +10,9 @@ without a GPU library loaded. Each configuration declares its rules beside its f
 - :class:`TrainConfig`, :data:`PRESETS` – how to pretrain (chapter 5) and continue pretraining (DAPT,
   chapter 7; :data:`DAPT_DEFAULTS`);
 - :class:`FinetuneConfig`, :class:`ContrastiveConfig` – how to fine-tune a head or a dual encoder
-  (chapter 8).
+  (chapter 8);
+- :data:`PUBLISHED_DEFAULTS` – how a published ``transformers`` model is adapted and fine-tuned
+  (:mod:`mlm_lessons.published`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ._checks import choice, device, flag, integer, number, require_number, vali
 __all__ = [
     "PRECISIONS", "OBJECTIVES", "SELECTIONS", "CLASSIFIER_POOLINGS", "POOLINGS", "TASK_NAMES", "PRESETS", "PRESET_NAMES",
     "DEFAULT_PRESET", "VOCAB_SIZE", "MIN_FREQUENCY", "DAPT_DEFAULTS", "DaptDefaults", "MaskingConfig", "TrainConfig",
-    "FinetuneConfig", "ContrastiveConfig", "FitPlan", "check_accumulation",
+    "FinetuneConfig", "ContrastiveConfig", "FitPlan", "check_accumulation", "PUBLISHED_DEFAULTS", "PublishedDefaults",
 ]
 
 #: Numeric precisions of a run: "auto" is bf16 on a GPU that has it, fp16 on one that has not, fp32 elsewhere.
@@ -292,6 +294,33 @@ class DaptDefaults:
 
 
 DAPT_DEFAULTS = DaptDefaults()
+
+
+@dataclass(frozen=True)
+class PublishedDefaults:
+    """How a published ``transformers`` masked LM is trained unless told otherwise
+    (:mod:`mlm_lessons.published`, the command line's ``dapt --hf`` and ``finetune --hf``).
+
+    A published model comes with no training settings of its own, so these stand in for them:
+    ``batch_size`` sequences of ``max_length`` pieces (packed, as the presets do), BERT's 15% masked
+    (whole words where the tokenizer gives word ids) and, since its weights are already good, the
+    peak learning rates of Hugging Face's ``Trainer`` and ``run_mlm.py`` (``dapt_lr``,
+    ``finetune_lr``; our small models train at ten times that), with a ``warmup_share`` of the steps.
+    """
+
+    batch_size: int = integer(16)
+    max_length: int = integer(128, minimum=3)
+    mask_ratio: float = number(0.15, above=0, at_most=1)
+    dapt_lr: float = number(5e-5, above=0)
+    finetune_lr: float = number(5e-5, above=0)
+    warmup_share: float = number(0.06, at_least=0, below=1)
+    eval_sequences: int = integer(256)
+
+    def __post_init__(self):
+        validate(self)
+
+
+PUBLISHED_DEFAULTS = PublishedDefaults()
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,8 @@ class MLMTokenizer:
             padding = "longest"
         self.tokenizer.enable_truncation(max_length=max_length)
         if padding:  # the library's own padding (word id None and attention 0 at the padding)
-            self.tokenizer.enable_padding(pad_id=self.pad_id, pad_token=PAD, length=max_length if padding == "max_length" else None)
+            self.tokenizer.enable_padding(pad_id=self.pad_id, pad_token=self.id_to_token(self.pad_id),
+                                          length=max_length if padding == "max_length" else None)
         try:
             encs = self.tokenizer.encode_batch(texts)
         finally:
@@ -311,7 +312,7 @@ class MLMTokenizer:
         examples = [_word_list(ws, e) for e, ws in enumerate(examples)]
         if not examples:
             return []
-        encs = self.tokenizer.encode_batch(examples, is_pretokenized=True, add_special_tokens=False)
+        encs = self._word_reader().encode_batch(examples, is_pretokenized=True, add_special_tokens=False)
         out = []
         for words, enc in zip(examples, encs):
             pieces: list[list[int]] = [[] for _ in words]
@@ -319,6 +320,11 @@ class MLMTokenizer:
                 pieces[w].append(piece)
             out.append(pieces)
         return out
+
+    def _word_reader(self) -> Tokenizer:
+        """The tokenizer that reads words given one by one (:meth:`pieces_by_word`): this one, whose
+        pre-tokenizer needs no space before a word to know it starts one."""
+        return self.tokenizer
 
     # -- words ------------------------------------------------------------------------------
     def words(self, text: str) -> list[str]:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from .batches import PretrainBatches
 from .engine import StepCore, TrainResult, autocast, fit, peak_flops, pick_device, resolve_precision
 from .masking import Fate, mask_once, next_token_labels, pack_examples, pad_examples
-from .model import EncoderConfig, MaskedLM, evaluating, flops_per_token, language_model
+from .model import EncoderConfig, MaskedLM, evaluating, flops_per_token, is_language_model, language_model
 from .rundir import CHECKPOINT, RUN_KEYS, RunDir, load_checkpoint, load_run, run_cache_key, save_checkpoint
 from .settings import PRESETS, TrainConfig, check_accumulation
 from .seeding import SEED_OFFSET_ENV, seed_offset, set_training_seed, stream_generator, stream_seed
@@ -186,7 +186,7 @@ def pretrain(
     cache: bool = False,
 ) -> TrainResult:
     """Pretrain ``model`` (or a new one built from an ``EncoderConfig``) with masked language modeling
-    (or, for a causal model and ``objective="causal"``, next-token prediction).
+    (or, for a causal model and ``objective="causal"``, next-token prediction), or a published one (``load_published``).
 
     ``train_texts``/``valid_texts`` are lists of documents (cut into chunks of ``max_length``).
     With ``out_dir`` the run writes ``checkpoint.pt``, ``tokenizer.json``, ``metrics.json`` and
@@ -329,10 +329,12 @@ def _distributed(config: TrainConfig) -> tuple[int, int, torch.device]:
 
 
 def _for_vocabulary(model, tokenizer, config: TrainConfig):
-    """``model`` (a MaskedLM, CausalLM or EncoderConfig) checked against the run and stamped with the vocabulary."""
-    if not isinstance(model, (MaskedLM, EncoderConfig)):
-        raise ValueError(f"model must be a MaskedLM or an EncoderConfig, got {type(model).__name__}")
-    model_config = model.config if isinstance(model, MaskedLM) else model
+    """``model`` (a MaskedLM, CausalLM, EncoderConfig, or a model that trains like a MaskedLM:
+    :func:`~mlm_lessons.model.is_language_model`) checked against the run and stamped with the vocabulary."""
+    if not (isinstance(model, EncoderConfig) or is_language_model(model)):
+        raise ValueError(f"model must be a MaskedLM, an EncoderConfig or a published model "
+                         f"(mlm_lessons.published.load_published), got {type(model).__name__}")
+    model_config = model if isinstance(model, EncoderConfig) else model.config
     if model_config.vocab_size != tokenizer.vocab_size:
         raise ValueError(f"the model's vocab_size={model_config.vocab_size} differs from the tokenizer's {tokenizer.vocab_size}")
     if model_config.causal != (config.objective == "causal"):
