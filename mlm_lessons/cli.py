@@ -347,7 +347,7 @@ def _finetune_published(args) -> int:
     run.metrics.write_text(json.dumps({"history": result.history, "valid": result.valid, "test": result.test}, indent=1))
     _record(run, base, args.command_line, task=task.name, data=data, start=args.hf)
     print(Table([{"split": "valid (best)", **result.valid}, {"split": "test", **result.test}], digits=3))
-    auto = "AutoModelForSequenceClassification" if model.task_kind == "classification" else "AutoModelForTokenClassification"
+    auto = task.kind.auto_class
     print(f"{task.name}: {len(task.train)} training examples, best step {result.best_step}, {result.seconds:.0f} s; "
           f"written to {out}: load it with transformers.{auto}.from_pretrained({str(out)!r}) (the run's metrics.json and "
           f"{MADE_BY} are in {run.path})")

@@ -52,13 +52,14 @@ import torch
 import torch.nn as nn
 from tokenizers import Tokenizer
 
-from .heads import ClassifierOutput, sequence_loss, token_loss
+from .heads import ClassifierOutput
 from .masking import IGNORE_INDEX, MaskingConfig
 from .model import MaskedLMOutput, check_vocabulary
 from .objective import masked_lm_loss
 from .rundir import one_line
 from .seeding import seed_offset
 from .settings import PUBLISHED_DEFAULTS, TrainConfig
+from .tasks import KINDS, kind_of
 from .tokenizer import MLMTokenizer
 
 __all__ = ["RUN_SUBDIR", "PLACEHOLDER", "PublishedConfig", "PublishedTokenizer", "PublishedMLM", "PublishedClassifier", "load_published",
@@ -268,8 +269,7 @@ class PublishedClassifier(_Published):
         logits = self.logits(input_ids, attention_mask)
         if labels is None:
             return ClassifierOutput(None, logits)
-        return ClassifierOutput(sequence_loss(logits, labels) if self.task_kind == "classification" else token_loss(logits, labels),
-                                logits)
+        return ClassifierOutput(kind_of(self.task_kind).loss(logits, labels), logits)
 
 
 # -- loading, with the Hub guard ---------------------------------------------------------------------------
@@ -389,12 +389,13 @@ def published_classifier(source, task, *, seed: int = 0, pooling: str = "cls") -
     if pooling != "cls":
         from transformers import AutoConfig
 
-        if kind != "classification" or _from_pretrained(AutoConfig, source).model_type != "modernbert":
+        if not task.kind.pooled or _from_pretrained(AutoConfig, source).model_type != "modernbert":
             raise ValueError(f"pooling={pooling!r} is ModernBERT's classifier_pooling for sequence classification; the "
                              f"other published models pool their own way: leave pooling='cls'")
         labels["classifier_pooling"] = pooling
     torch.manual_seed(seed + seed_offset())  # the classifier's new weights
-    auto = AutoModelForSequenceClassification if kind == "classification" else AutoModelForTokenClassification
+    auto = {"AutoModelForSequenceClassification": AutoModelForSequenceClassification,
+            "AutoModelForTokenClassification": AutoModelForTokenClassification}[task.kind.auto_class]
     hf = _from_pretrained(auto, source, **labels, **_float32())
     return PublishedClassifier(hf, _checked(hf, tokenizer, source), source, kind), tokenizer
 
@@ -443,11 +444,10 @@ def mask_loss_summary(history: list[dict], best_step: int | None = None, names: 
     return out
 
 
-_CARD = {
-    "mlm": ("fill-mask", "masked-language model, domain-adapted", "AutoModelForMaskedLM"),
-    "classification": ("text-classification", "text classifier", "AutoModelForSequenceClassification"),
-    "tagging": ("token-classification", "token classifier", "AutoModelForTokenClassification"),
-}
+_TITLES = {"mlm": "masked-language model, domain-adapted", "classification": "text classifier", "tagging": "token classifier"}
+#: What a model card says of each kind of model: pipeline tag, title and the Auto class that loads it.
+_CARD = {"mlm": ("fill-mask", _TITLES["mlm"], "AutoModelForMaskedLM"),
+         **{k.name: (k.pipeline, _TITLES[k.name], k.auto_class) for k in KINDS.values()}}
 
 
 def training_summary(config) -> str:

@@ -34,7 +34,7 @@ from tokenizers import pre_tokenizers
 from ._checks import require_int
 from .corpus import Corpus, Document, load_corpus
 from .corpus.documents import SPLITS
-from .heads import SequenceClassifier, TokenClassifier
+from .heads import SequenceClassifier, TokenClassifier, sequence_loss, token_loss
 from .masking import IGNORE_INDEX
 from .model import EncoderConfig, MaskedLM
 from .settings import TASK_NAMES
@@ -249,12 +249,18 @@ class TaskKind:
     - ``encode(tokenizer, examples, max_length)``: the examples as the head reads them;
     - ``empty(examples)`` and ``decode(out, items, batch, predicted, start)``: predictions, from the
       head's argmax over a padded batch of encoded items;
-    - ``metrics(examples, predictions, num_labels)`` and ``main_metric``.
+    - ``metrics(examples, predictions, num_labels)`` and ``main_metric``;
+    - ``loss(logits, labels)``: the head's loss, for heads made elsewhere (a published model's);
+    - ``auto_class`` and ``pipeline``: the ``transformers`` class and pipeline of such a head.
     """
 
     name = ""
     main_metric = ""
     head_class: type = SequenceClassifier
+    auto_class = ""
+    pipeline = ""
+    #: whether the head reads one pooled vector per text (``pooling`` has a meaning)
+    pooled = False
 
     def __eq__(self, other) -> bool:
         return self.name == (other.name if isinstance(other, TaskKind) else other)
@@ -287,6 +293,8 @@ class SequenceClassification(TaskKind):
     """One label per text, from a :class:`~mlm_lessons.heads.SequenceClassifier`; scored by accuracy and macro-F1."""
 
     name, main_metric, head_class = "classification", "macro_f1", SequenceClassifier
+    auto_class, pipeline, pooled = "AutoModelForSequenceClassification", "text-classification", True
+    loss = staticmethod(sequence_loss)
 
     def labels(self, example) -> list[int]:
         return [example.label]
@@ -320,6 +328,8 @@ class TokenLabeling(TaskKind):
     piece; scored by word and span precision, recall and F1 (span F1 first)."""
 
     name, main_metric, head_class = "tagging", "span_f1", TokenClassifier
+    auto_class, pipeline = "AutoModelForTokenClassification", "token-classification"
+    loss = staticmethod(token_loss)
 
     def labels(self, example) -> list[int]:
         return list(example.labels)
