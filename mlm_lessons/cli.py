@@ -269,7 +269,7 @@ def _not_with_hf(args, *names: str) -> None:
 def _dapt_published(args) -> int:
     """``dapt --hf``: continue MLM training of a published model, written as a Hugging Face folder with its run in ``run/``."""
     from .adaptation import dapt
-    from .published import RUN_SUBDIR, load_published, mask_loss_summary, published_dapt_config, save_published, training_summary
+    from .published import RUN_SUBDIR, load_published, mask_loss_summary, published_dapt_config, training_summary
     from .rundir import MADE_BY, RunDir
 
     _not_with_hf(args, "extend_vocab", "tokenizer")
@@ -288,12 +288,21 @@ def _dapt_published(args) -> int:
     _record(run, base, args.command_line, corpus=domain.name, corpus_sha256=domain.sha256(), data=data, start=args.hf)
     steps = max(h["step"] for h in result.history)
     losses = mask_loss_summary(result.history, result.best_step, {"valid": domain.name, "general": general.name})
-    save_published(result.model, tok, out, data=data, steps=steps, metrics=losses, settings=training_summary(config),
-                   commands=base.get("commands", []) + [args.command_line])
-    print(f"wrote {', '.join(sorted(f.name for f in out.iterdir() if f.is_file()))} to {out}; load it with "
-          f"transformers.AutoModelForMaskedLM.from_pretrained({str(out)!r}); the run (checkpoint.pt, metrics.json, "
-          f"{MADE_BY}) is in {run.path}")
+    _write_published(args, result.model, tok, out, base, data=data, steps=steps, metrics=losses, settings=training_summary(config))
+    print(f"wrote {', '.join(sorted(f.name for f in out.iterdir() if f.is_file()))} to {out}; {_load_it('AutoModelForMaskedLM', out)}; "
+          f"the run (checkpoint.pt, metrics.json, {MADE_BY}) is in {run.path}")
     return 0
+
+
+def _write_published(args, model, tok, out: Path, base: dict, **card) -> None:
+    """The Hugging Face folder of a ``--hf`` run, its card quoting the commands that made it."""
+    from .published import save_published
+
+    save_published(model, tok, out, commands=base.get("commands", []) + [args.command_line], **card)
+
+
+def _load_it(auto: str, out: Path) -> str:
+    return f"load it with transformers.{auto}.from_pretrained({str(out)!r})"
 
 
 def cmd_dapt(args) -> int:
@@ -325,7 +334,7 @@ def cmd_dapt(args) -> int:
 def _finetune_published(args) -> int:
     """``finetune --hf``: a published model's classification or token-labeling head, written as a Hugging Face folder."""
     from .finetuning import finetune
-    from .published import RUN_SUBDIR, published_classifier, published_finetune_lr, save_published, training_summary
+    from .published import RUN_SUBDIR, published_classifier, published_finetune_lr, training_summary
     from .rundir import MADE_BY, RunDir
     from .tasks import load_task
 
@@ -340,17 +349,15 @@ def _finetune_published(args) -> int:
     run = RunDir(out / RUN_SUBDIR)
     base = _published_record(args.hf)
     data = _data_of(base) or f"the published model {args.hf}"
-    save_published(result.model, tok, out, data=data, steps=result.best_step, task=task.name, settings=training_summary(config),
-                   metrics={split: scores for split, scores in (("validation", result.valid), ("test", result.test)) if scores},
-                   commands=base.get("commands", []) + [args.command_line])
+    _write_published(args, result.model, tok, out, base, data=data, steps=result.best_step, task=task.name,
+                     settings=training_summary(config),
+                     metrics={split: scores for split, scores in (("validation", result.valid), ("test", result.test)) if scores})
     run.path.mkdir(parents=True, exist_ok=True)
     run.metrics.write_text(json.dumps({"history": result.history, "valid": result.valid, "test": result.test}, indent=1))
     _record(run, base, args.command_line, task=task.name, data=data, start=args.hf)
     print(Table([{"split": "valid (best)", **result.valid}, {"split": "test", **result.test}], digits=3))
-    auto = task.kind.auto_class
     print(f"{task.name}: {len(task.train)} training examples, best step {result.best_step}, {result.seconds:.0f} s; "
-          f"written to {out}: load it with transformers.{auto}.from_pretrained({str(out)!r}) (the run's metrics.json and "
-          f"{MADE_BY} are in {run.path})")
+          f"written to {out}: {_load_it(task.kind.auto_class, out)} (the run's metrics.json and {MADE_BY} are in {run.path})")
     return 0
 
 
