@@ -193,6 +193,8 @@ def cmd_export(args) -> int:
         raise ValueError(f"{str(run.path)!r} holds {'both' if both else 'neither'} {CHECKPOINT} (a pretrain or dapt run) "
                          f"{'and' if both else 'nor'} {FINETUNED} (a finetune run); --checkpoint takes one run "
                          f"directory that pretrain, dapt or finetune wrote (their --out)")
+    if args.onnx:
+        return _export_onnx(run, has[FINETUNED], args.onnx)
     made_by = run.read_made_by()
     trained_on = args.trained_on or _data_of(made_by)
     commands = made_by.get("commands", []) + [args.command_line]
@@ -213,12 +215,26 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _export_onnx(run, finetuned: bool, path: str) -> int:
+    from .rundir import load_run
+    from .web import export_onnx
+
+    if finetuned:
+        raise ValueError(f"{str(run.path)!r} is a finetune run; --onnx writes masked LMs (a pretrain or dapt run): "
+                         f"export a finetune run with --out, as a Hugging Face folder")
+    model, _, _ = load_run(run.path)
+    out = export_onnx(model, path)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): inputs input_ids, attention_mask [batch, length <= "
+          f"{model.config.max_len}] int64; outputs logits, attention; run it with onnxruntime.InferenceSession({str(out)!r})")
+    return 0
+
+
 def cmd_fill_mask(args) -> int:
     from .model import fill_mask
     from .rundir import load_run
 
     model, tok, _ = load_run(args.checkpoint)
-    for i, options in enumerate(fill_mask(model, tok, args.text, top_k=args.top_k)):
+    for i, options in enumerate(fill_mask(model, tok, args.text, top_k=args.top_k, one_at_a_time=args.one_at_a_time)):
         print(f"[MASK] #{i + 1}: " + "  ".join(f"{t} ({p:.3f})" for t, p in options))
     return 0
 
@@ -479,7 +495,11 @@ def _add_export_command(sub) -> None:
                     "its validation and test scores.",
     )
     p.add_argument("--checkpoint", required=True, help="a run directory written by pretrain, dapt or finetune (their --out)")
-    p.add_argument("--out", required=True, help="the folder to write")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="the folder to write")
+    where.add_argument("--onnx", help="write a pretrain or dapt run's masked LM as one ONNX file instead (mlm_lessons.web."
+                                      "export_onnx: inputs input_ids and attention_mask, outputs logits and attention), "
+                                      "for onnxruntime in Python, C++ or a web page")
     p.add_argument("--trained-on", default=None, help="what the model was (pre)trained on, for the model card "
                                                        "(default: what pretrain, dapt or finetune recorded in the run directory)")
     p.set_defaults(func=cmd_export)
@@ -490,6 +510,9 @@ def _add_fill_mask_command(sub) -> None:
     p.add_argument("--checkpoint", required=True, help="a run directory written by pretrain")
     p.add_argument("text", help='a sentence with [MASK], e.g. "Return a new [MASK] with the same size."')
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--one-at-a-time", action="store_true",
+                   help="several masks: fill the surest first and predict the others again with it in place "
+                        "(default: all at once, each blind to the others)")
     p.set_defaults(func=cmd_fill_mask)
 
 

@@ -482,21 +482,48 @@ def flops_per_token(config: EncoderConfig, seq_len: int, labelled_fraction: floa
 
 
 @torch.no_grad()
-def fill_mask(model: MaskedLM, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
-    """For each ``[MASK]`` in ``text``, the ``top_k`` most likely pieces with their probabilities."""
-    if "[MASK]" not in text:
+def fill_mask(model: MaskedLM, tokenizer, text: str, top_k: int = 5, *,
+              one_at_a_time: bool = False) -> list[list[tuple[str, float]]]:
+    """For each ``[MASK]`` in ``text``, left to right, the ``top_k`` most likely pieces with their
+    probabilities (specials are never proposed: their probability is set to 0).
+
+    All at once (the default): one pass, every mask predicted from the visible words alone.
+    ``one_at_a_time=True``: the mask the model is surest of gets its most likely piece first, then the
+    others are predicted again with that piece in place, and so on (chapter 9's
+    ``fill_sequentially(order="confident")``); each mask's list is the model's answer at the moment
+    that mask was filled, and its first piece is the one filled in.
+    A text longer than the model's ``max_len`` pieces (``[CLS]`` and ``[SEP]`` included) is refused."""
+    if not isinstance(text, str) or "[MASK]" not in text:
         raise ValueError(f"text must contain [MASK] where a piece should be predicted, got {text!r}")
-    if not isinstance(top_k, int) or top_k < 1:
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    if not isinstance(one_at_a_time, bool):
+        raise ValueError(f"one_at_a_time must be True or False, got {one_at_a_time!r}")
+    ids = tokenizer.encode(text)
+    if len(ids) > model.config.max_len:
+        raise ValueError(f"the text is {len(ids)} pieces long with [CLS] and [SEP]; this model reads at most "
+                         f"max_len={model.config.max_len}: shorten the text")
+    if top_k > tokenizer.vocab_size - len(tokenizer.special_ids):
+        raise ValueError(f"top_k={top_k} exceeds the {tokenizer.vocab_size - len(tokenizer.special_ids)} pieces "
+                         f"that are not special; ask for fewer")
     device = next(model.parameters()).device
-    batch = tokenizer.encode_batch([text], max_length=model.config.max_len)
-    ids = batch.input_ids.to(device)
+    ids = torch.tensor([ids], device=device)
+    positions = (ids[0] == tokenizer.mask_id).nonzero().flatten().tolist()
+    answers = {}  # position -> its top k (values, indices)
     with evaluating(model):
-        logits = model(ids, batch.attention_mask.to(device)).logits[0]
-    results = []
-    for pos in (ids[0] == tokenizer.mask_id).nonzero().flatten().tolist():
-        probs = logits[pos].float().softmax(-1)
-        probs[sorted(tokenizer.special_ids)] = 0.0  # never propose [PAD], [CLS], ...
-        top = probs.topk(top_k)
-        results.append([(tokenizer.id_to_token(i), p) for i, p in zip(top.indices.tolist(), top.values.tolist())])
-    return results
+        while len(answers) < len(positions):
+            logits = model(ids, torch.ones_like(ids)).logits[0]
+            tops, sure = {}, {}
+            for pos in (p for p in positions if p not in answers):
+                probs = logits[pos].float().softmax(-1)
+                probs[sorted(tokenizer.special_ids)] = 0.0  # never propose [PAD], [CLS], ...
+                tops[pos] = probs.topk(top_k)
+                sure[pos] = (tops[pos].values[0] / probs.sum()).item()  # as fill_sequentially: among non-specials
+            if not one_at_a_time:
+                answers = tops
+                break
+            pos = max(sure, key=lambda q: (sure[q], -q))  # the surest; the leftmost on a tie
+            answers[pos] = tops[pos]
+            ids[0, pos] = tops[pos].indices[0]
+    return [[(tokenizer.id_to_token(i), p) for i, p in zip(answers[pos].indices.tolist(), answers[pos].values.tolist())]
+            for pos in positions]

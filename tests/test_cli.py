@@ -365,3 +365,38 @@ def test_the_good_runs_are_good(capsys, good_runs):
     model, _, ckpt = load_finetuned(good_runs["finetuned.pt"])
     assert type(model).__name__ == ckpt["kind"] == "SequenceClassifier" and ckpt["label_names"] == ["a", "b", "c"]
     assert RunDir(good_runs["finetuned.pt"]).read_made_by()["task"] == "torch-subpackage"
+
+
+def test_export_onnx_and_fill_mask_one_at_a_time(capsys, tmp_path, one_thread):
+    """export --onnx writes the run's masked LM as one ONNX file that onnxruntime runs to the same logits;
+    a finetune run is refused in one line; fill-mask --one-at-a-time prints fill_mask's sequential answer."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from mlm_lessons.model import fill_mask
+    from mlm_lessons.rundir import load_run
+    from mlm_lessons.web import onnx_logits
+
+    run, tok = _tiny_run(tmp_path)
+    assert main(["export", "--checkpoint", str(run), "--onnx", str(tmp_path / "m.onnx")]) == 0
+    assert "run it with onnxruntime.InferenceSession" in capsys.readouterr().out
+    model, _, _ = load_run(run)
+    ids = torch.tensor([tok.encode("the tensor [MASK] a new shape .")])
+    with torch.no_grad():
+        ours = model(ids, torch.ones_like(ids)).logits
+    theirs, _ = onnx_logits(tmp_path / "m.onnx", ids)
+    assert (ours - torch.from_numpy(theirs)).abs().max().item() <= 1e-4
+    with pytest.raises(SystemExit):  # --out and --onnx exclude each other (argparse exits with status 2)
+        main(["export", "--checkpoint", str(run), "--onnx", str(tmp_path / "x.onnx"), "--out", str(tmp_path / "x")])
+    capsys.readouterr()
+    ft = tmp_path / "ft"
+    assert main(["finetune", "--task", "code-spans", "--checkpoint", str(run), "--out", str(ft), "--labels-per-class", "2",
+                 "--max-steps", "1", "--device", "cpu", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(ft), "--onnx", str(tmp_path / "ft.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "is a finetune run; --onnx writes masked LMs" in err and len(err.strip().splitlines()) == 1
+    text = "the [MASK] of a [MASK] ."
+    assert main(["fill-mask", "--checkpoint", str(run), "--one-at-a-time", text]) == 0
+    first = [line.split(": ", 1)[1].split(" (")[0] for line in capsys.readouterr().out.splitlines()]
+    assert first == [answer[0][0] for answer in fill_mask(model, tok, text, one_at_a_time=True)]
