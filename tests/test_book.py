@@ -54,13 +54,19 @@ def test_config():
     assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", REPOSITORY)
     assert {"dollarmath", "amsmath"} <= set(CONFIG["parse"]["myst_enable_extensions"])
     extensions = CONFIG["sphinx"]["local_extensions"]
-    assert set(extensions) == {"footer_year", "masking_explorer", "page_scripts"}
+    assert set(extensions) == {"footer_year", "masking_explorer", "page_scripts", "live_fill_mask"}
     assert all((ROOT / folder / f"{name}.py").is_file() for name, folder in extensions.items())
     # every script the pages load is served from the book itself (the browser tests prove no CDN is asked)
     sphinx = CONFIG["sphinx"]["config"]
     static = [ROOT / p for p in sphinx["html_static_path"]]
     for script in [sphinx["mathjax_path"], *sphinx["nb_ipywidgets_js"]]:
         assert "://" not in script and any((folder / script).is_file() for folder in static), script
+    # the live fill-mask box's runtime, fetched on the first question: vendored, with its licence
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from live_fill_mask import ORT, ORT_FILES
+
+    assert all((ORT / name).is_file() for name in (*ORT_FILES, "LICENSE", "package.json"))
+    assert '"license": "MIT"' in (ORT / "package.json").read_text() and "Microsoft" in (ORT / "LICENSE").read_text()
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)

@@ -61,14 +61,18 @@ WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
 
 # ---------------------------------------------------------------- the site, the browser, the visits
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # no line per request on stderr
+        pass
+
+
 @pytest.fixture(scope="session")
 def site():
     """The built book served on localhost (built first when ``_build/html`` is missing)."""
     if not (HTML / "book" / "intro.html").exists():
         subprocess.run([shutil.which("jupyter-book") or "jupyter-book", "build", "."], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
@@ -89,7 +93,8 @@ class Visit:
     def __init__(self, browser, site: str, page: str, viewport=(1280, 900)):
         self.site, self.name = site, page
         self.tab = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
-        self.errors, self.failed, self.external = [], [], []
+        self.errors, self.failed, self.external, self.requests = [], [], [], []
+        self.tab.on("request", lambda r: self.requests.append(r.url))
         self.tab.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
         self.tab.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.tab.on("requestfailed", lambda r: self.failed.append(f"{r.url} ({r.failure})"))
@@ -436,6 +441,196 @@ def test_pages_fit_the_screen(browser, site, page, viewport):
                 return {x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height}; }""")
             # from the whole page, so that the sticky header does not cover a tall explorer
             v.tab.screenshot(path=str(Path(folder) / f"{name}-explorer.png"), full_page=True, clip=box)
+        assert v.errors == [] and v.failed == [] and v.external == []
+    finally:
+        v.close()
+
+
+# ---------------------------------------------------------------- the live fill-mask box
+
+LIVE_PAGES = ["book/intro", "book/05_pretraining"]
+BUNDLE = HTML / "_static" / "live-fill-mask"
+PROBES = [row.split("\t")[0] for row in (ROOT / "data" / "fill_mask_probes.tsv").read_text(encoding="utf-8").splitlines()[1:] if row.strip()]
+TWO_MASKS = ["Return a new [MASK] with the same [MASK].", "The [MASK] [MASK] of a list is its first item.",
+             "[MASK] the file, read its lines, then [MASK] it.", "If the key is [MASK], the [MASK] raises a [MASK]."]
+# text a reader may type that the tokenizer must cut exactly as MLMTokenizer: accents, capitals, CJK,
+# punctuation of every kind, symbols, control characters, odd spaces, special tokens in odd places
+TRICKY = ["Café naïve ÉCOLE façade Ångström", "Σίσυφος ΣΑΣ İstanbul straße ǅemal", "数据 张量 tensor张量 ｆｕｌｌｗｉｄｔｈ",
+          "a\tb\nc\r\nd\u00a0e\u2003f\u2028g  h", "zero\u200bwidth soft\u00adhyphen bom\ufeffhere nul\x00char ctrl\x07bell",
+          "x=(a+b)*c/d-e; f[g]{h}<i>|j~k`l^m$n%o#p@q!r?s:t,u.v'w\"x&y_z", "„quotes“ «guillemets» — dashes – … ellipsis",
+          "emoji 😀 and ☃ snow", "[MASK][MASK]x[MASK].[mask] [Mask] [CLS]in[SEP]side [PAD][UNK]", "a" * 101 + " b" + "c" * 100,
+          "ﬁnance ﬂow Ⅻ ① ² ½ µ Ω K", "   leading and trailing   ", "", "\u0301accent first and e\u0301 combining"]
+
+
+@pytest.fixture(scope="module")
+def live_model(site):
+    """The model and tokenizer the built page runs, read back from the page's own files (the ONNX file
+    carries the weights by name): the reference answers are computed on the same weights."""
+    from mlm_lessons import web
+
+    meta = json.loads((BUNDLE / "meta.json").read_text(encoding="utf-8"))
+    model = web.load_onnx_model(BUNDLE / "model.onnx")
+    assert web.weights_digest(model) == meta["weights_sha256"]
+    return model, mlm.MLMTokenizer.load(BUNDLE / "tokenizer.json")
+
+
+def ask(tab, sentence: str, one_at_a_time: bool = False) -> dict:
+    """Type ``sentence`` into the box, choose the mode, press the button; the lists shown (or the message)."""
+    box = "#live-fill-mask"
+    tab.fill(f"{box} input[type=text]", sentence)
+    tab.check(f"{box} input[value={'one' if one_at_a_time else 'all'}]")
+    tab.click(f"{box} button")
+    tab.wait_for_function(f"() => ['answered', 'error'].includes(document.querySelector('{box}').dataset.state)", timeout=60000)
+    return tab.evaluate(f"""() => {{
+        const r = document.querySelector('{box}');
+        return {{state: r.dataset.state, error: r.querySelector('.mlml-error').innerText,
+                 invalid: r.querySelector('input[type=text]').getAttribute('aria-invalid'),
+                 lists: Array.from(r.querySelectorAll('ol.mlml-top')).map(ol => Array.from(ol.querySelectorAll('li'))
+                     .map(li => [li.dataset.token, +li.dataset.prob]))}};
+    }}""")
+
+
+def same_answers(page: list, python: list) -> bool:
+    return len(page) == len(python) and all(
+        [t for t, _ in a] == [t for t, _ in b] and all(abs(p - q) <= 1e-5 for (_, p), (_, q) in zip(a, b))
+        for a, b in zip(page, python))
+
+
+@pytest.mark.parametrize("page", LIVE_PAGES)
+def test_live_box_is_there_and_loads_nothing_before_the_first_question(visits, page):
+    v = visits(page)
+    parts = v.tab.evaluate("""() => { const r = document.querySelector('#live-fill-mask');
+        return r && {input: r.querySelector('input[type=text]').value, button: !!r.querySelector('button'),
+                     modes: Array.from(r.querySelectorAll('input[type=radio]')).map(i => i.value), state: r.dataset.state}; }""")
+    assert parts and "[MASK]" in parts["input"] and parts["button"] and parts["modes"] == ["all", "one"]
+    assert parts["state"] == "ready", "the box's script did not start"
+    fetched = [u for u in v.requests if "onnxruntime-web" in u or "/live-fill-mask/" in u]
+    assert fetched == [], f"{page}: the runtime or the model was fetched before the reader asked: {fetched}"
+
+
+def test_pages_without_the_box_load_none_of_it(visits):
+    for page in PAGES:
+        if page in LIVE_PAGES:
+            continue
+        v = visits(page)
+        assert v.tab.locator("#live-fill-mask").count() == 0
+        assert not [u for u in v.requests if "live-fill-mask" in u or "onnxruntime" in u], page
+
+
+def test_live_box_answers_every_probe_as_fill_mask(browser, site, live_model):
+    from mlm_lessons.model import fill_mask
+
+    model, tok = live_model
+    v = Visit(browser, site, "book/05_pretraining")
+    try:
+        for sentence in PROBES:
+            shown = ask(v.tab, sentence)
+            assert shown["state"] == "answered", (sentence, shown["error"])
+            assert len(shown["lists"]) == 1 and len(shown["lists"][0]) == 5
+            assert same_answers(shown["lists"], fill_mask(model, tok, sentence)), (sentence, shown["lists"])
+        assert v.errors == [] and v.failed == [] and v.external == [], (v.errors, v.failed, v.external)
+        loaded = {u.rsplit("/", 1)[-1] for u in v.requests if "onnxruntime-web" in u or "/live-fill-mask/" in u}
+        assert loaded == {"ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm", "model.onnx", "tokenizer.json", "meta.json"}
+    finally:
+        v.close()
+
+
+@pytest.mark.parametrize("one_at_a_time", [False, True], ids=["all-at-once", "one-at-a-time"])
+def test_live_box_fills_several_masks_as_fill_mask(visits, live_model, one_at_a_time):
+    from mlm_lessons.model import fill_mask
+
+    model, tok = live_model
+    tab = visits("book/intro").tab
+    for sentence in TWO_MASKS:
+        shown = ask(tab, sentence, one_at_a_time)
+        assert shown["state"] == "answered", shown["error"]
+        assert same_answers(shown["lists"], fill_mask(model, tok, sentence, one_at_a_time=one_at_a_time)), sentence
+        headings = tab.evaluate("() => Array.from(document.querySelectorAll('#live-fill-mask .mlml-heading')).map(h => h.innerText)")
+        assert len(headings) == sentence.count("[MASK]")
+        assert all(("filled" in h) == one_at_a_time for h in headings), headings
+        filled = tab.evaluate("() => Array.from(document.querySelectorAll('#live-fill-mask .mlml-filled mark')).map(m => m.dataset.token)")
+        assert filled == [answers[0][0] for answers in shown["lists"]]
+
+
+def test_live_tokenizer_cuts_text_as_mlm_tokenizer(visits, corpora, live_model):
+    from mlm_lessons.scoring import sentences
+
+    _, tok = live_model
+    valid = sentences(corpora["python-docs"].texts("valid"))[:300]
+    texts = PROBES + TWO_MASKS + TRICKY + valid
+    assert len(valid) == 300
+    tab = visits("book/intro").tab
+    page = tab.evaluate("""async (texts) => {
+        const spec = await (await fetch(mlmLive.paths.bundle + 'tokenizer.json')).json();
+        const t = new mlmLive.Tokenizer(spec);
+        return texts.map(x => [t.pieceList(x), t.encode(x)]);
+    }""", texts)
+    for text, (pieces, ids) in zip(texts, page):
+        assert pieces == tok.tokenize(text), text
+        assert ids == tok.encode(text), text
+
+
+@pytest.mark.parametrize("sentence, message", [
+    ("A sentence without a mask.", "Write [MASK] where the model should guess"),
+    ("The [mask] is lower case.", "Write [MASK] in capital letters"),
+    ("Return a [MASK] of " + "many words " * 40, "pieces long with [CLS] and [SEP]; the model reads at most"),
+    ("A snowman ☃ and a [MASK].", "no piece for “☃” (U+2603)"),
+    ("[CLS] Return a new [MASK].", "[CLS] is one of the model's special tokens"),
+    ("A " + "x" * 120 + " word and a [MASK].", "longer than 100 characters"),
+])
+def test_live_box_explains_bad_input(visits, live_model, sentence, message):
+    _, tok = live_model
+    if "☃" in sentence:
+        assert "[UNK]" in tok.tokenize(sentence)  # the vocabulary really lacks it
+    tab = visits("book/intro").tab
+    shown = ask(tab, sentence)
+    assert shown["state"] == "error" and message in shown["error"], shown["error"]
+    assert shown["invalid"] == "true" and not re.search(r"Error\b|\bat \S+:\d+", shown["error"])  # a sentence, no stack trace
+    good = ask(tab, PROBES[0])  # the box goes on
+    assert good["state"] == "answered" and good["invalid"] is None and good["error"] == ""
+
+
+def test_live_attention_view_is_the_models(visits, live_model):
+    model, tok = live_model
+    tab = visits("book/intro").tab
+    sentence = TWO_MASKS[0]
+    assert ask(tab, sentence)["state"] == "answered"
+    summary = tab.locator("#live-fill-mask details.mlml-attention summary")
+    if not tab.evaluate("() => document.querySelector('#live-fill-mask details.mlml-attention').open"):
+        summary.click()  # the view opens on request
+    import torch
+
+    ids = torch.tensor([tok.encode(sentence)])
+    with torch.no_grad():
+        _, maps = model.encoder(ids, torch.ones_like(ids), return_attention=True)
+    for layer, head in ((0, 0), (model.config.n_layers - 1, model.config.n_heads - 1), (0, 1)):
+        tab.select_option("#live-fill-mask select.mlml-layer", str(layer))
+        tab.select_option("#live-fill-mask select.mlml-head", str(head))
+        shown = tab.evaluate("() => document.querySelector('#live-fill-mask').mlmLive.attentionShown")
+        assert (shown["layer"], shown["head"]) == (layer, head)
+        assert np_max_abs(shown["weights"], maps[layer][0, head].tolist()) <= 1e-5
+    assert tab.locator("#live-fill-mask canvas").bounding_box()["width"] > 100
+
+
+def np_max_abs(a, b) -> float:
+    return max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb))
+
+
+@pytest.mark.parametrize("viewport", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
+def test_live_box_fits_the_screen(browser, site, viewport):
+    v = Visit(browser, site, "book/05_pretraining", viewport)
+    try:
+        assert ask(v.tab, TWO_MASKS[0])["state"] == "answered"
+        v.tab.locator("#live-fill-mask details summary").click()
+        widths = v.tab.evaluate("""() => { const r = document.querySelector('#live-fill-mask');
+            return {page: document.documentElement.scrollWidth, box: r.clientWidth, inner: r.scrollWidth,
+                    canvas: r.querySelector('canvas').getBoundingClientRect().width}; }""")
+        assert widths["page"] <= viewport[0] and widths["inner"] <= widths["box"] + 1, widths
+        assert 0 < widths["canvas"] <= widths["box"], widths
+        folder = os.environ.get("MLM_SCREENSHOTS")
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            v.tab.locator("#live-fill-mask").screenshot(path=str(Path(folder) / f"live-fill-mask-{viewport[0]}x{viewport[1]}.png"))
         assert v.errors == [] and v.failed == [] and v.external == []
     finally:
         v.close()
