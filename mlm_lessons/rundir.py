@@ -304,7 +304,8 @@ def run_cache_key(model: MaskedLM | EncoderConfig, tokenizer, train_texts, valid
                   device: torch.device | str = "cpu", **options) -> str:
     """A key that changes with anything that changes a run's result: the model (its configuration,
     and its weights when it is a trained model), the tokenizer, the texts, the training settings
-    (``config``, a ``TrainConfig``, its early-stopping plan included), the device type, PyTorch's
+    (``config``, a ``TrainConfig``, its early-stopping plan included), the device type (and on a CPU
+    the number of threads: one and two threads sum in another order, so train other weights), PyTorch's
     version and the package's source (:func:`package_digest`). ``options``: what else decides the
     run (``also_evaluate`` sets, ``world``, ``seed_offset``); ``patience``, ``min_delta`` and
     ``eval_at_start`` given here are the configuration's fields (as ``pretrain`` accepts them)."""
@@ -316,6 +317,7 @@ def run_cache_key(model: MaskedLM | EncoderConfig, tokenizer, train_texts, valid
         "train": _digest_texts(list(train_texts)), "valid": _digest_texts(list(valid_texts)),
         # the device that runs it, not how it was asked for ("auto" and "cpu" on a CPU are the same run)
         "config": {**config.to_dict(), "device": None}, "device": torch.device(device).type, "torch": torch.__version__,
+        "threads": torch.get_num_threads() if torch.device(device).type == "cpu" else None,
         "code": package_digest(),
         "options": {k: ({n: _digest_texts(list(t)) for n, t in v.items()} if isinstance(v, dict) else v) for k, v in sorted(options.items())},
     }
