@@ -59,7 +59,7 @@ class _Exported(nn.Module):
         return self.model.head(hidden), torch.stack(maps, dim=1)
 
 
-def _missing(module: str, why: str, error: ImportError) -> ValueError:
+def _missing(module: str, why: str) -> ValueError:
     return ValueError(f"{why} needs the package {module!r}, which is not installed: pip install {module}")
 
 
@@ -67,7 +67,7 @@ def _onnx():
     try:
         import onnx
     except ImportError as error:
-        raise _missing("onnx", "reading or writing an ONNX file", error) from error
+        raise _missing("onnx", "reading or writing an ONNX file") from error
     return onnx
 
 
@@ -75,7 +75,7 @@ def _onnxruntime():
     try:
         import onnxruntime
     except ImportError as error:
-        raise _missing("onnxruntime", "running an ONNX file", error) from error
+        raise _missing("onnxruntime", "running an ONNX file") from error
     return onnxruntime
 
 
@@ -111,7 +111,7 @@ def export_onnx(model: MaskedLM, path: str | os.PathLike) -> Path:
                 try:
                     import onnxscript  # noqa: F401  (torch.onnx's exporter translates the graph with it)
                 except ImportError as error:
-                    raise _missing("onnxscript", "torch.onnx's exporter", error) from error
+                    raise _missing("onnxscript", "torch.onnx's exporter") from error
                 length = torch.export.Dim("length", min=1, max=model.config.max_len)
                 batch = torch.export.Dim("batch", min=1)
                 proto = torch.onnx.export(

@@ -164,3 +164,15 @@ def test_fill_mask_refuses_bad_input(general_tok):
         fill_mask(model, general_tok, SENTENCES[0], top_k=general_tok.vocab_size)
     with pytest.raises(ValueError, match="one_at_a_time"):
         fill_mask(model, general_tok, SENTENCES[0], one_at_a_time="yes")
+
+
+def test_a_missing_onnx_package_is_named_with_its_fix(general_tok, exported, monkeypatch):
+    import sys
+
+    model, path = exported
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    with pytest.raises(ValueError, match="needs the package 'onnxruntime', which is not installed: pip install onnxruntime"):
+        web.onnx_logits(path, [[2, 4, 3]])
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ValueError, match="pip install onnx$"):
+        web.load_onnx_model(path)
