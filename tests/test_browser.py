@@ -27,6 +27,7 @@ from urllib.parse import unquote, urldefrag, urlparse
 import pytest
 
 import mlm_lessons as mlm
+from mlm_lessons.teaching.live import read_probes
 from mlm_lessons.teaching.widgets import rebalance
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -450,7 +451,7 @@ def test_pages_fit_the_screen(browser, site, page, viewport):
 
 LIVE_PAGES = ["book/intro", "book/05_pretraining"]
 BUNDLE = HTML / "_static" / "live-fill-mask"
-PROBES = [row.split("\t")[0] for row in (ROOT / "data" / "fill_mask_probes.tsv").read_text(encoding="utf-8").splitlines()[1:] if row.strip()]
+PROBES = [row["sentence"] for row in read_probes(ROOT / "data" / "fill_mask_probes.tsv")]
 TWO_MASKS = ["Return a new [MASK] with the same [MASK].", "The [MASK] [MASK] of a list is its first item.",
              "[MASK] the file, read its lines, then [MASK] it.", "If the key is [MASK], the [MASK] raises a [MASK]."]
 # text a reader may type that the tokenizer must cut exactly as MLMTokenizer: accents, capitals, CJK,
